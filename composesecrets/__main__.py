@@ -1,0 +1,3 @@
+from composesecrets.cli import main
+
+main()

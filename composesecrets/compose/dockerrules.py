@@ -1,0 +1,106 @@
+"""Checks Docker's v3 loader makes after the JSON schema (part of Docker's own verdict)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from composesecrets.compose.diagnostics import Diagnostic, make
+from composesecrets.compose.yamlload import LocDict
+
+_UINT32_MAX = 2**32 - 1
+
+
+def _at_least(version: str, minimum: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split("."))
+
+    return parts(version) >= parts(minimum)
+
+
+def check_file(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
+    """Docker's post-schema loader errors and warnings for one schema-valid file."""
+    out: list[Diagnostic] = []
+    for section, kind in (("secrets", "secret"), ("configs", "config")):
+        defs = config.get(section)
+        if not isinstance(defs, Mapping):
+            continue
+        for key, body in defs.items():
+            if not isinstance(body, Mapping):
+                continue
+            out += _file_object(config, section, kind, key, body, version, filename)
+    services = config.get("services")
+    if isinstance(services, Mapping):
+        for name, body in services.items():
+            if not isinstance(body, Mapping):
+                continue
+            for section in ("secrets", "configs"):
+                items = body.get(section)
+                for index, item in enumerate(items if isinstance(items, list) else []):
+                    mode = item.get("mode") if isinstance(item, Mapping) else None
+                    if isinstance(mode, (int, float)) and not isinstance(mode, bool):
+                        if mode < 0 or int(mode) > _UINT32_MAX:
+                            out.append(
+                                make(
+                                    config,
+                                    ("services", name, section, index, "mode"),
+                                    "error",
+                                    "mode-range",
+                                    f"mode {mode} is out of range: Docker fails with "
+                                    f"\"cannot parse 'Secrets[{index}].Mode', {mode} overflows "
+                                    'uint"; use an octal permission such as 0440',
+                                    file=filename,
+                                )
+                            )
+    return out
+
+
+def _file_object(
+    config: LocDict,
+    section: str,
+    kind: str,
+    key: str,
+    body: Mapping[str, Any],
+    version: str,
+    filename: str,
+) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    external = body.get("external")
+    path = (section, key)
+    if isinstance(external, Mapping) and external.get("name"):
+        if body.get("name"):
+            out.append(
+                make(
+                    config,
+                    (*path, "external", "name"),
+                    "error",
+                    "external-name-conflict",
+                    f"{kind} {key}: {kind}.external.name and {kind}.name conflict; "
+                    f"only use {kind}.name",
+                    file=filename,
+                )
+            )
+        elif _at_least(version, "3.5"):
+            out.append(
+                make(
+                    config,
+                    (*path, "external", "name"),
+                    "warning",
+                    "external-name-deprecated",
+                    f"{kind} {key}: {kind}.external.name is deprecated in favor of {kind}.name "
+                    f"(write name: {external['name']} and external: true)",
+                    file=filename,
+                )
+            )
+    elif not external and body.get("driver") and body.get("file"):
+        out.append(
+            make(
+                config,
+                (*path, "driver"),
+                "error",
+                "driver-and-file",
+                f"{kind} {key}: {kind}.driver and {kind}.file conflict; only use {kind}.driver",
+                file=filename,
+            )
+        )
+    return out

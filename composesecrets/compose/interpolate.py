@@ -1,0 +1,333 @@
+"""Variable interpolation exactly as ``docker stack`` does it, plus the stricter findings.
+
+Forms: ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``,
+``${VAR?message}`` and ``$$``. Nested defaults are not supported (as in docker/cli). Only
+values are interpolated, never keys; ``version`` is read before interpolation. A value that
+changed is cast for the few paths Docker casts (``mode`` to int with decimal ``Atoi``,
+``external`` to bool, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composesecrets.compose.yamlload import Loc, LocDict, LocList
+from composesecrets.errors import InputError
+
+_SUBST = r"[_a-z][_a-z0-9]*(?::?[-?][^}]*)?"
+_PATTERN = re.compile(
+    rf"\$(?:(?P<escaped>\$)|(?P<named>{_SUBST})|\{{(?P<braced>{_SUBST})\}}|(?P<invalid>))",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"^[_a-z][_a-z0-9]*$", re.IGNORECASE)
+_ATOI = re.compile(r"^[+-]?[0-9]+$")
+_GO_FLOAT = re.compile(
+    r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)$",
+    re.IGNORECASE,
+)
+
+
+class _TemplateError(Exception):
+    def __init__(self, template: str) -> None:
+        super().__init__(template)
+        self.template = template
+
+
+def _partition(text: str, sep: str) -> tuple[str, str]:
+    head, found, tail = text.partition(sep)
+    return (head, tail) if found else (text, "")
+
+
+@dataclass
+class Substitution:
+    """The outcome of substituting one string."""
+
+    value: str
+    error: str | None = None  # Docker's verdict (None: Docker accepts the string)
+    bare_dollar: bool = False  # a '$' that starts no valid reference (even if Docker let it pass)
+    unset: list[str] = field(default_factory=list)  # variables used while unset, no default
+    substituted: bool = False  # at least one variable reference was replaced
+
+
+def substitute(template: str, lookup: Callable[[str], str | None]) -> Substitution:
+    """Substitute like docker/cli's ``template.Substitute``, quirks included.
+
+    As in Docker, the error status is that of the *last* reference processed, so a bare
+    ``$`` followed by a valid ``${VAR}`` passes there; ``bare_dollar`` records it anyway.
+    """
+    result = Substitution(value=template)
+    error: str | None = None
+
+    def lookup_pair(name: str) -> tuple[str, bool]:
+        value = lookup(name)
+        return ("", False) if value is None else (value, True)
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal error
+        if match.group("escaped"):
+            return "$"
+        text = match.group("named") or match.group("braced")
+        if not text:
+            error = template
+            result.bare_dollar = True
+            return ""
+        result.substituted = True
+        error = None
+        if ":-" in text:
+            name, default = _partition(text, ":-")
+            value, found = lookup_pair(name)
+            return value if found and value != "" else default
+        if "-" in text:
+            name, default = _partition(text, "-")
+            value, found = lookup_pair(name)
+            return value if found else default
+        for sep, non_empty in ((":?", True), ("?", False)):
+            if sep in text:
+                name, message = _partition(text, sep)
+                value, found = lookup_pair(name)
+                if not found or (non_empty and value == ""):
+                    error = f"required variable {name} is missing a value: {message}"
+                    return ""
+                return value
+        value, found = lookup_pair(text)
+        if not found:
+            result.unset.append(text)
+        return value
+
+    result.value = _PATTERN.sub(replace, template)
+    result.error = error
+    return result
+
+
+def _to_int(value: str) -> Any:
+    if not _ATOI.match(value):
+        raise ValueError(f'strconv.Atoi: parsing "{value}": invalid syntax')
+    return int(value)
+
+
+def _to_float(value: str) -> Any:
+    if not _GO_FLOAT.match(value):
+        raise ValueError(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
+    return float(value)
+
+
+def _to_bool(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("y", "yes", "true", "on"):
+        return True
+    if lowered in ("n", "no", "false", "off"):
+        return False
+    raise ValueError(f"invalid boolean: {value}")
+
+
+_S = ("services", "*")
+CASTS: dict[tuple[str, ...], Callable[[str], Any]] = {
+    (*_S, "configs", "[]", "mode"): _to_int,
+    (*_S, "secrets", "[]", "mode"): _to_int,
+    (*_S, "healthcheck", "retries"): _to_int,
+    (*_S, "healthcheck", "disable"): _to_bool,
+    (*_S, "deploy", "replicas"): _to_int,
+    (*_S, "deploy", "update_config", "parallelism"): _to_int,
+    (*_S, "deploy", "update_config", "max_failure_ratio"): _to_float,
+    (*_S, "deploy", "rollback_config", "parallelism"): _to_int,
+    (*_S, "deploy", "rollback_config", "max_failure_ratio"): _to_float,
+    (*_S, "deploy", "restart_policy", "max_attempts"): _to_int,
+    (*_S, "deploy", "placement", "max_replicas_per_node"): _to_int,
+    (*_S, "ports", "[]", "target"): _to_int,
+    (*_S, "ports", "[]", "published"): _to_int,
+    (*_S, "ulimits", "*"): _to_int,
+    (*_S, "ulimits", "*", "hard"): _to_int,
+    (*_S, "ulimits", "*", "soft"): _to_int,
+    (*_S, "privileged"): _to_bool,
+    (*_S, "read_only"): _to_bool,
+    (*_S, "stdin_open"): _to_bool,
+    (*_S, "tty"): _to_bool,
+    (*_S, "volumes", "[]", "read_only"): _to_bool,
+    (*_S, "volumes", "[]", "volume", "nocopy"): _to_bool,
+    ("networks", "*", "external"): _to_bool,
+    ("networks", "*", "internal"): _to_bool,
+    ("networks", "*", "attachable"): _to_bool,
+    ("volumes", "*", "external"): _to_bool,
+    ("secrets", "*", "external"): _to_bool,
+    ("configs", "*", "external"): _to_bool,
+}
+
+
+def _caster(dotted: str) -> Callable[[str], Any] | None:
+    # Docker joins the path with '.' and splits it again, so keys holding dots never match.
+    parts = dotted.split(".")
+    for pattern, cast in CASTS.items():
+        if len(pattern) == len(parts) and all(
+            p in ("*", part) for p, part in zip(pattern, parts, strict=True)
+        ):
+            return cast
+    return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something interpolation found: ``kind`` is the rule, ``path`` the structural path."""
+
+    kind: str  # interpolation-format | interpolation-cast | interpolation-bare-dollar | unset-variable
+    path: tuple[str | int, ...]
+    loc: Loc | None
+    message: str
+
+
+@dataclass
+class InterpolationResult:
+    findings: list[Finding] = field(default_factory=list)
+    # structural paths whose value came out of a substitution (for the "interpolated mode" check)
+    substituted: set[tuple[str | int, ...]] = field(default_factory=set)
+
+
+def interpolate(config: LocDict, lookup: Callable[[str], str | None]) -> InterpolationResult:
+    """Interpolate every value of ``config`` in place (except ``version``)."""
+    out = InterpolationResult()
+    for key in list(config):
+        if key == "version":
+            continue
+        _walk(config, key, (key,), key, config.vallocs.get(key), lookup, out)
+    return out
+
+
+def _walk(
+    parent: LocDict | LocList,
+    index: Any,
+    path: tuple[str | int, ...],
+    dotted: str,
+    loc: Loc | None,
+    lookup: Callable[[str], str | None],
+    out: InterpolationResult,
+) -> None:
+    value = parent[index]
+    if isinstance(value, str):
+        _one(parent, index, value, path, dotted, loc, lookup, out)
+    elif isinstance(value, LocDict):
+        for key in list(value):
+            _walk(value, key, (*path, key), f"{dotted}.{key}", value.vallocs.get(key), lookup, out)
+    elif isinstance(value, LocList):
+        for i in range(len(value)):
+            _walk(value, i, (*path, i), f"{dotted}.[]", value.locs[i], lookup, out)
+
+
+def _one(
+    parent: LocDict | LocList,
+    index: Any,
+    value: str,
+    path: tuple[str | int, ...],
+    dotted: str,
+    loc: Loc | None,
+    lookup: Callable[[str], str | None],
+    out: InterpolationResult,
+) -> None:
+    if "$" not in value:
+        return
+    sub = substitute(value, lookup)
+    if sub.error is not None:
+        out.findings.append(
+            Finding(
+                "interpolation-format",
+                path,
+                loc,
+                f'invalid interpolation format for {dotted}: "{sub.error}"; '
+                "you may need to escape any $ with another $",
+            )
+        )
+        return
+    if sub.bare_dollar:
+        out.findings.append(
+            Finding(
+                "interpolation-bare-dollar",
+                path,
+                loc,
+                f'a "$" in {value!r} starts no variable reference; write "$$" for a literal "$"',
+            )
+        )
+    for name in dict.fromkeys(sub.unset):
+        out.findings.append(
+            Finding(
+                "unset-variable",
+                path,
+                loc,
+                f'the "{name}" variable is not set; it became an empty string '
+                f"(use ${{{name}:-default}} or ${{{name}:?message}} to say what you mean)",
+            )
+        )
+    if sub.value == value:
+        return
+    if sub.substituted:
+        out.substituted.add(path)
+    caster = _caster(dotted)
+    if caster is None:
+        parent[index] = sub.value
+        return
+    try:
+        parent[index] = caster(sub.value)
+    except ValueError as exc:
+        out.findings.append(
+            Finding(
+                "interpolation-cast",
+                path,
+                loc,
+                f"error while interpolating {dotted}: failed to cast to expected type: {exc}",
+            )
+        )
+        parent[index] = sub.value
+
+
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*(=?)(.*)$")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read a ``.env`` file: ``KEY=VALUE`` lines, ``#`` comments, optional quotes, ``export``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read env file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"env file {path} is not valid UTF-8") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.match(line)
+        if not match or not match.group(2):
+            raise InputError(
+                f"{path}:{number}: expected KEY=VALUE (a variable name, '=', then the value)"
+            )
+        key, rest = match.group(1), match.group(3).strip()
+        values[key] = _env_value(rest)
+    return values
+
+
+def _env_value(rest: str) -> str:
+    if len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "'\"":
+        inner = rest[1:-1]
+        if rest[0] == '"':
+            inner = inner.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+        return inner
+    # an unquoted value ends at an inline comment (" #")
+    hash_at = rest.find(" #")
+    return (rest[:hash_at] if hash_at >= 0 else rest).strip()
+
+
+def make_lookup(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> Callable[[str], str | None]:
+    """Process environment first, then the ``.env`` file, as compose does."""
+
+    def lookup(name: str) -> str | None:
+        value = environ.get(name)
+        return dotenv.get(name) if value is None else value
+
+    return lookup
+
+
+def is_variable_name(name: str) -> bool:
+    return bool(_NAME.match(name))

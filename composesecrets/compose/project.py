@@ -1,0 +1,258 @@
+"""Load compose files into a validated, normalised stack: the library API behind
+``composesecrets validate`` and ``composesecrets config``.
+
+Pipeline per file: read (UTF-8) -> YAML with positions -> version -> interpolation ->
+JSON schema -> Docker's own loader checks. Then the files are merged, the normalised
+:class:`~composesecrets.model.Stack` is built, and (unless ``compat``) the strict checks run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from composesecrets import model
+from composesecrets.compose import checks, dockerrules, interpolate, merge, schema, yamlload
+from composesecrets.compose.diagnostics import Diagnostic, Severity, make, sort_key
+from composesecrets.compose.yamlload import LocDict
+from composesecrets.errors import InputError, UsageError
+
+DISCOVERY_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+STDIN_NAME = "<stdin>"
+STACK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+# Rules that only the strict mode reports (compat mode gives exactly Docker's verdict).
+_STRICT_ONLY_INTERPOLATION = frozenset(("interpolation-bare-dollar",))
+
+
+@dataclass
+class Project:
+    """The outcome of loading: the stack (when it could be built) and every finding."""
+
+    files: list[str]
+    working_dir: Path
+    stack: model.Stack | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def discover(directory: Path) -> Path:
+    """Find the compose file in ``directory`` the way Docker does."""
+    for name in DISCOVERY_NAMES:
+        candidate = directory / name
+        if candidate.exists():
+            return candidate
+    raise InputError(
+        f"no compose file in {directory} (looked for {', '.join(DISCOVERY_NAMES)})",
+        hint="pass one with -c FILE, or -c - to read standard input",
+    )
+
+
+def check_stack_name(name: str) -> str:
+    if not STACK_NAME_RE.match(name) or len(name) > 63:
+        raise UsageError(
+            f'invalid stack name "{name}": use letters, digits, "_", "." and "-", starting '
+            "with a letter or digit, at most 63 characters"
+        )
+    return name
+
+
+def _read(spec: str, cwd: Path, stdin: BinaryIO | None) -> tuple[str, bytes]:
+    """(display name, bytes) of one ``-c`` argument."""
+    if spec == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        return STDIN_NAME, stream.read()
+    path = cwd / spec
+    try:
+        if path.is_dir():
+            raise InputError(f"{spec} is a directory, not a compose file")
+        return spec, path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"compose file {spec} does not exist") from None
+    except PermissionError:
+        raise InputError(f"cannot read compose file {spec}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"cannot read compose file {spec}: {exc.strerror}") from None
+
+
+@dataclass
+class _File:
+    name: str
+    text: str
+    config: LocDict
+    version: str
+
+
+def load_project(
+    files: Sequence[str] = (),
+    *,
+    compat: bool = False,
+    env_file: str | Path | None = None,
+    stack_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: BinaryIO | None = None,
+) -> Project:
+    """Load, interpolate, validate and normalise compose files.
+
+    Raises :class:`InputError` (exit 2) for input that cannot be read or parsed as YAML;
+    every other problem is a diagnostic in the returned :class:`Project`.
+    """
+    cwd = cwd or Path.cwd()
+    if stack_name is not None:
+        check_stack_name(stack_name)
+    specs = list(files) or [str(discover(cwd))]
+    if specs.count("-") > 1:
+        raise UsageError("standard input (-c -) can be given only once")
+    first = specs[0]
+    working_dir = cwd if first == "-" else (cwd / first).resolve().parent
+    environ = os.environ if environ is None else environ
+    dotenv = _dotenv(env_file, working_dir, cwd)
+    lookup = interpolate.make_lookup(environ, dotenv)
+
+    project = Project(files=[], working_dir=working_dir, stack=None)
+    loaded: list[_File] = []
+    texts: dict[str, str] = {}
+    substituted: set[tuple[str | int, ...]] = set()
+    for spec in specs:
+        display, data = _read(spec, cwd, stdin)
+        project.files.append(display)
+        text = yamlload.decode(data, display)
+        texts[display] = text
+        root = yamlload.load(text, display)
+        file = _prepare(project, display, text, root, lookup, compat, substituted)
+        if file is not None:
+            loaded.append(file)
+    if not loaded or len(loaded) != len(specs):
+        return _finish(project)
+    versions = {f.version for f in loaded}
+    if len(versions) > 1:
+        project.diagnostics.append(
+            make(
+                loaded[1].config,
+                ("version",),
+                "error",
+                "version-mismatch",
+                f"version mismatched between two composefiles: {loaded[0].version} and "
+                f"{loaded[1].version}; give every file the same version",
+                file=loaded[1].name,
+            )
+        )
+        return _finish(project)
+    if project.errors:
+        return _finish(project)
+    merged = merge.merge_files([f.config for f in loaded])
+    stack = model.build(merged, loaded[0].version, working_dir, stack_name)
+    project.stack = stack
+    if not compat:
+        ctx = checks.CheckContext(stack, merged, texts, substituted)
+        project.diagnostics.extend(checks.run(ctx))
+    return _finish(project)
+
+
+def _finish(project: Project) -> Project:
+    project.diagnostics.sort(key=sort_key)
+    return project
+
+
+def _dotenv(env_file: str | Path | None, working_dir: Path, cwd: Path) -> dict[str, str]:
+    if env_file is not None:
+        path = Path(env_file)
+        path = path if path.is_absolute() else cwd / path
+        if not path.is_file():
+            raise InputError(f"env file {env_file} does not exist or is not a regular file")
+        return interpolate.read_env_file(path)
+    default = working_dir / ".env"
+    return interpolate.read_env_file(default) if default.is_file() else {}
+
+
+def _prepare(
+    project: Project,
+    name: str,
+    text: str,
+    root: Any,
+    lookup: Any,
+    compat: bool,
+    substituted: set[tuple[str | int, ...]],
+) -> _File | None:
+    """Version, interpolation, schema and Docker's loader checks for one file."""
+    diags = project.diagnostics
+    if not isinstance(root, LocDict):
+        what = "empty" if root is None else f"a {_kind(root)}"
+        loc = getattr(root, "loc", None)
+        diags.append(
+            Diagnostic(
+                name, loc.line if loc else 1, loc.column if loc else 1, "", "error",
+                "yaml-root",
+                "the top level of a compose file must be a mapping (services:, secrets:, ...), "
+                f"but it is {what}",
+            )
+        )
+        return None
+    raw_version = root.get("version")
+    if "version" in root and not isinstance(raw_version, str):
+        hint = f'; quote it: version: "{raw_version}"' if isinstance(raw_version, float) else ""
+        diags.append(
+            make(root, ("version",), "error", "version", f"version must be a string{hint}",
+                 file=name)
+        )
+        return None
+    version = schema.LATEST_VERSION if raw_version is None else schema.normalise_version(raw_version)
+    if version is None:
+        supported = ", ".join(schema.SUPPORTED_VERSIONS)
+        diags.append(
+            make(root, ("version",), "error", "version",
+                 f"unsupported Compose file version: {raw_version} (supported: 3, {supported}; "
+                 "leave version out for the latest)", file=name)
+        )
+        return None
+    result = interpolate.interpolate(root, lookup)
+    substituted.update(result.substituted)
+    bad = False
+    for finding in result.findings:
+        severity: Severity
+        if finding.kind == "unset-variable":
+            severity = "warning"
+        elif finding.kind in _STRICT_ONLY_INTERPOLATION:
+            if compat:
+                continue
+            severity = "error"
+        else:
+            severity = "error"
+            bad = True
+        diags.append(
+            make(root, finding.path, severity, finding.kind, finding.message, file=name,
+                 loc=finding.loc)
+        )
+    if bad:
+        return None
+    schema_errors = schema.validate(root, version, name)
+    if schema_errors:
+        diags.extend(schema_errors)
+        return None
+    diags.extend(dockerrules.check_file(root, version, name))
+    return _File(name, text, root, version)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__

@@ -1,0 +1,156 @@
+"""Version selection and JSON-schema validation of one compose file, with readable messages."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from composesecrets.compose.diagnostics import Diagnostic, format_path, make
+from composesecrets.compose.yamlload import LocDict
+
+SUPPORTED_VERSIONS = tuple(f"3.{minor}" for minor in range(14))
+LATEST_VERSION = SUPPORTED_VERSIONS[-1]
+
+_HERE = Path(__file__).resolve().parent.parent
+_SCHEMA_DIRS = (_HERE / "schemas", _HERE.parent / "schemas")  # installed wheel, then checkout
+
+
+def normalise_version(raw: str) -> str | None:
+    """``"3"`` means the latest 3.x; returns None for a version Docker does not support."""
+    if raw == "3":
+        return LATEST_VERSION
+    return raw if raw in SUPPORTED_VERSIONS else None
+
+
+def schema_path(version: str) -> Path:
+    for directory in _SCHEMA_DIRS:
+        candidate = directory / f"compose_v{version}.json"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no JSON schema for compose version {version} in {_SCHEMA_DIRS}")
+
+
+@cache
+def validator(version: str) -> jsonschema.Draft4Validator:
+    from composesecrets.compose.formats import FORMAT_CHECKER
+
+    schema = json.loads(schema_path(version).read_text(encoding="utf-8"))
+    return jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+_TYPE_NAMES = {
+    "object": "mapping",
+    "array": "list",
+    "string": "string",
+    "number": "number",
+    "integer": "integer",
+    "boolean": "boolean",
+    "null": "null",
+}
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return "null" if value is None else type(value).__name__
+
+
+def _expected(types: Any) -> str:
+    names = [_TYPE_NAMES.get(t, t) for t in (types if isinstance(types, list) else [types])]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+_FIELD_HINTS = {
+    "mode": "write it as an unquoted octal number with a leading 0, e.g. mode: 0440",
+    "uid": 'quote it: uid: "1000"',
+    "gid": 'quote it: gid: "1000"',
+    "version": 'quote it: version: "3.8"',
+}
+
+
+def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int], str, bool]]:
+    """(path, message, point-at-key) triples for one schema error."""
+    path: list[str | int] = list(error.absolute_path)
+    kind = error.validator
+    value = error.instance
+    if kind == "type":
+        message = f"must be a {_expected(error.validator_value)}, not a {_type_of(value)}"
+        leaf = path[-1] if path else ""
+        if isinstance(leaf, str) and leaf in _FIELD_HINTS and not isinstance(value, dict):
+            message += f"; {_FIELD_HINTS[leaf]}"
+        return [(path, message, False)]
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        patterns = sorted(error.schema.get("patternProperties", {}))
+        extras = [
+            k
+            for k in value
+            if k not in allowed and not any(jsonschema_pattern(p, k) for p in patterns)
+        ]
+        out: list[tuple[list[str | int], str, bool]] = []
+        for extra in extras:
+            if allowed:
+                hint = f"allowed in {where}: {', '.join(allowed)}"
+                if patterns:
+                    hint += " and keys matching " + ", ".join(patterns)
+            else:
+                hint = "names may use only letters, digits, '.', '_' and '-'"
+            out.append(([*path, extra], f'"{extra}" is not allowed here ({hint})', True))
+        return out or [(path, error.message, False)]
+    if kind == "required":
+        return [(path, f"missing required key: {error.message.split(' ')[0]}", False)]
+    if kind == "format":
+        if error.validator_value == "duration":
+            return [(path, f"{value!r} is not a duration (write e.g. 30s, 1m30s, 1h)", False)]
+        return [(path, f"{value!r} is not a valid {error.validator_value}", False)]
+    if kind in ("oneOf", "anyOf"):
+        return [(path, f"{_type_of(value)} {_short(value)} matches none of the allowed forms", False)]
+    if kind == "enum":
+        choices = ", ".join(json.dumps(c) for c in error.validator_value)
+        return [(path, f"must be one of {choices}, not {_short(value)}", False)]
+    if kind == "uniqueItems":
+        return [(path, "must not contain the same item twice", False)]
+    return [(path, error.message, False)]
+
+
+@cache
+def _compiled(pattern: str) -> Any:
+    import re
+
+    return re.compile(pattern)
+
+
+def jsonschema_pattern(pattern: str, key: str) -> bool:
+    return _compiled(pattern).search(key) is not None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validate(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
+    """Validate one (interpolated) compose file against its version's schema."""
+    diagnostics: list[Diagnostic] = []
+    for error in validator(version).iter_errors(config):
+        best = best_match([error])
+        where = format_path(list(best.absolute_path)) or "the top level"
+        for path, message, key in _describe(best, where):
+            diagnostics.append(
+                make(config, path, "error", "schema", message, file=filename, key=key)
+            )
+    return diagnostics
+

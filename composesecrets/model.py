@@ -1,0 +1,201 @@
+"""The typed, normalised stack: what every later stage (store, backends) works from.
+
+Short and long secret syntax become one :class:`SecretRef` with Docker's defaults filled
+in: target under ``/run/secrets/`` (default: the source key), uid and gid ``"0"``, mode
+0o444. Top-level secrets become :class:`SecretDef` with an absolute ``file`` resolved
+against the directory of the first compose file, or ``external`` with its name.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SECRETS_DIR = "/run/secrets"
+DEFAULT_UID = "0"
+DEFAULT_GID = "0"
+DEFAULT_MODE = 0o444
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A service's use of a secret, normalised."""
+
+    source: str
+    target: str  # absolute path inside the container
+    uid: str
+    gid: str
+    mode: int
+    index: int  # position in the service's ``secrets:`` list
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "uid": self.uid,
+            "gid": self.gid,
+            "mode": self.mode,
+        }
+
+
+@dataclass(frozen=True)
+class SecretDef:
+    """A top-level secret definition."""
+
+    key: str
+    name: str  # the name it has in the store / on the engine
+    file: Path | None  # absolute; None for external secrets
+    external: bool
+    labels: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.external:
+            out["external"] = True
+        elif self.file is not None:
+            out["file"] = str(self.file)
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        return out
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    secrets: tuple[SecretRef, ...]
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A whole compose project after loading, interpolation, validation and merging."""
+
+    version: str
+    working_dir: Path
+    services: Mapping[str, Service]
+    secrets: Mapping[str, SecretDef]
+    config: Mapping[str, Any]
+    stack_name: str | None = None
+
+    def to_config(self) -> dict[str, Any]:
+        """The normalised configuration, as ``config`` prints it (plain dicts and lists)."""
+        out: dict[str, Any] = {"version": self.version}
+        for key, value in self.config.items():
+            if key == "version":
+                continue
+            if key == "services":
+                out["services"] = {
+                    name: _service_config(svc, self.services.get(name))
+                    for name, svc in value.items()
+                }
+            elif key == "secrets":
+                out["secrets"] = {k: d.to_dict() for k, d in self.secrets.items()}
+            else:
+                out[key] = plain(value)
+        return out
+
+
+def _service_config(raw: Any, service: Service | None) -> Any:
+    body = plain(raw)
+    if service is not None and isinstance(body, dict) and "secrets" in body:
+        body["secrets"] = [ref.to_dict() for ref in service.secrets]
+    return body
+
+
+def plain(value: Any) -> Any:
+    """Deep copy into plain dict/list/scalars (drops position bookkeeping)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def absolute_target(target: str) -> str:
+    """Where the engine puts a target: relative targets go under /run/secrets (path-joined)."""
+    if target.startswith("/"):
+        return posixpath.normpath(target)
+    return posixpath.normpath(posixpath.join(SECRETS_DIR, target))
+
+
+def secret_ref(item: Any, index: int) -> SecretRef | None:
+    """Normalise one entry of a service's ``secrets:`` list (None if it has no usable source)."""
+    if isinstance(item, str):
+        return SecretRef(item, absolute_target(item), DEFAULT_UID, DEFAULT_GID, DEFAULT_MODE, index)
+    if not isinstance(item, Mapping):
+        return None
+    source = item.get("source")
+    if not isinstance(source, str):
+        return None
+    target = item.get("target")
+    target = target if isinstance(target, str) and target else source
+    mode = item.get("mode")
+    return SecretRef(
+        source=source,
+        target=absolute_target(target),
+        uid=str(item["uid"]) if item.get("uid") is not None else DEFAULT_UID,
+        gid=str(item["gid"]) if item.get("gid") is not None else DEFAULT_GID,
+        mode=int(mode) if isinstance(mode, (int, float)) and not isinstance(mode, bool)
+        else DEFAULT_MODE,
+        index=index,
+    )
+
+
+def labels_dict(labels: Any) -> dict[str, str]:
+    """Compose labels as a list of ``k=v`` or a mapping -> a dict of strings."""
+    if isinstance(labels, Mapping):
+        return {str(k): "" if v is None else str(v) for k, v in labels.items()}
+    out: dict[str, str] = {}
+    if isinstance(labels, list):
+        for item in labels:
+            key, _, value = str(item).partition("=")
+            out[key] = value
+    return out
+
+
+def secret_def(
+    key: str, raw: Any, working_dir: Path, stack_name: str | None = None
+) -> SecretDef:
+    """Normalise a top-level secret definition."""
+    body: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    external_raw = body.get("external")
+    external = bool(external_raw) if not isinstance(external_raw, Mapping) else True
+    name = body.get("name")
+    if isinstance(external_raw, Mapping) and isinstance(external_raw.get("name"), str):
+        name = name or external_raw["name"]
+    if not isinstance(name, str) or not name:
+        name = key if external or not stack_name else f"{stack_name}_{key}"
+    file: Path | None = None
+    if not external:
+        # Like Docker: joined onto the working directory, no '~' expansion, no existence
+        # check; a definition without ``file`` resolves to the directory itself.
+        raw_file = body.get("file")
+        relative = raw_file if isinstance(raw_file, str) else ""
+        file = Path(posixpath.normpath(posixpath.join(str(working_dir), relative)))
+    return SecretDef(key, name, file, external, labels_dict(body.get("labels")))
+
+
+def build(
+    config: Mapping[str, Any], version: str, working_dir: Path, stack_name: str | None = None
+) -> Stack:
+    """Build the normalised stack from a merged, schema-valid configuration."""
+    secrets_raw = config.get("secrets") or {}
+    secrets = {
+        key: secret_def(key, body, working_dir, stack_name)
+        for key, body in (secrets_raw.items() if isinstance(secrets_raw, Mapping) else [])
+    }
+    services: dict[str, Service] = {}
+    services_raw = config.get("services") or {}
+    if isinstance(services_raw, Mapping):
+        for name, body in services_raw.items():
+            refs: list[SecretRef] = []
+            items = body.get("secrets") if isinstance(body, Mapping) else None
+            for index, item in enumerate(items if isinstance(items, list) else []):
+                ref = secret_ref(item, index)
+                if ref is not None:
+                    refs.append(ref)
+            services[name] = Service(name, tuple(refs), body if isinstance(body, Mapping) else {})
+    return Stack(version, working_dir, services, secrets, config, stack_name)
