@@ -1,0 +1,1 @@
+"""Compose files: loading with positions, interpolation, schemas, merging and checks."""
