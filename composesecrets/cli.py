@@ -19,7 +19,7 @@ import typer
 from composesecrets import __version__
 from composesecrets.compose import diagnostics as diag
 from composesecrets.compose.project import Project, load_project
-from composesecrets.errors import ComposeSecretsError, InternalError, ParseError
+from composesecrets.errors import ComposeSecretsError, InternalError, ParseError, UsageError
 
 app = typer.Typer(
     name="composesecrets",
@@ -98,6 +98,13 @@ def _load(
 
 @app.command()
 def validate(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files to validate one by one (e.g. from a pre-commit hook); -c merges instead.",
+            show_default=False,
+        ),
+    ] = None,
     compose_file: ComposeFiles = None,
     compat: Compat = False,
     fmt: Annotated[
@@ -110,23 +117,36 @@ def validate(
     ] = False,
 ) -> None:
     """Validate compose files: exit 0 valid, 1 invalid, 2 unreadable input or bad usage."""
-    try:
-        project = _load(compose_file, compat=compat, env_file=env_file, stack=stack)
-    except ParseError as exc:
-        if fmt is ValidateFormat.text:
-            raise
-        found = diag.Diagnostic(exc.file, exc.line, exc.column, "", "error", exc.detail, "yaml")
-        _print_diagnostics([found], fmt)
-        raise typer.Exit(exc.exit_code) from None
-    _print_diagnostics(project.diagnostics, fmt)
-    failed = bool(project.errors) or (strict_warnings and bool(project.warnings))
+    if files and compose_file:
+        raise UsageError("give files either with -c (merged) or as arguments (one by one)")
+    groups = [[f] for f in files] if files else [compose_file or []]
+    found: list[diag.Diagnostic] = []
+    names: list[str] = []
+    code = 0
+    for group in groups:
+        try:
+            project = _load(group, compat=compat, env_file=env_file, stack=stack)
+        except ParseError as exc:
+            if fmt is ValidateFormat.text and len(groups) == 1:
+                raise
+            found.append(
+                diag.Diagnostic(exc.file, exc.line, exc.column, "", "error", exc.detail, "yaml")
+            )
+            names.append(exc.file)
+            code = max(code, exc.exit_code)
+            continue
+        found += project.diagnostics
+        names += project.files
+        if project.errors or (strict_warnings and project.warnings):
+            code = max(code, 1)
+    _print_diagnostics(found, fmt)
     if fmt is ValidateFormat.text:
-        errors, warnings = len(project.errors), len(project.warnings)
-        names = ", ".join(project.files)
-        verdict = "invalid" if failed else "valid"
+        errors = sum(d.severity == "error" for d in found)
+        warnings = len(found) - errors
+        verdict = "invalid" if code else "valid"
         counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-        typer.echo(f"{names}: {verdict} ({counts})", err=True)
-    raise typer.Exit(1 if failed else 0)
+        typer.echo(f"{', '.join(names)}: {verdict} ({counts})", err=True)
+    raise typer.Exit(code)
 
 
 def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat) -> None:
