@@ -54,18 +54,23 @@ ComposeFiles = Annotated[
 ]
 EnvFile = Annotated[
     Path | None,
-    typer.Option("--env-file", help="Variables for interpolation (default: .env beside the "
-                 "first compose file).", show_default=False),
+    typer.Option(
+        "--env-file",
+        help="Variables for interpolation (default: .env beside the first compose file).",
+        show_default=False,
+    ),
 ]
 StackName = Annotated[
     str | None,
-    typer.Option("--stack", help="Stack name: secret names are checked as <STACK>_<key>.",
-                 show_default=False),
+    typer.Option(
+        "--stack", help="Stack name: secret names are checked as <STACK>_<key>.", show_default=False
+    ),
 ]
 Compat = Annotated[
     bool,
-    typer.Option("--compat", help="Give exactly Docker's verdict (docker stack config); "
-                 "no strict checks."),
+    typer.Option(
+        "--compat", help="Give exactly Docker's verdict (docker stack config); no strict checks."
+    ),
 ]
 
 
@@ -79,8 +84,12 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """Validate compose files, keep their secrets encrypted, deploy stacks with them."""
@@ -198,8 +207,9 @@ def _yaml(data: Any) -> str:
     for service in (data.get("services") or {}).values():
         for ref in service.get("secrets") or [] if isinstance(service, dict) else []:
             ref["mode"] = OctalMode(ref["mode"])
-    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True)
+    return yaml.dump(
+        data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
 
 
 def _fail(exc: ComposeSecretsError) -> NoReturn:

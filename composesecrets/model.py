@@ -138,7 +138,8 @@ def secret_ref(item: Any, index: int) -> SecretRef | None:
         target=absolute_target(target),
         uid=str(item["uid"]) if item.get("uid") is not None else DEFAULT_UID,
         gid=str(item["gid"]) if item.get("gid") is not None else DEFAULT_GID,
-        mode=int(mode) if isinstance(mode, (int, float)) and not isinstance(mode, bool)
+        mode=int(mode)
+        if isinstance(mode, (int, float)) and not isinstance(mode, bool)
         else DEFAULT_MODE,
         index=index,
     )
@@ -156,9 +157,7 @@ def labels_dict(labels: Any) -> dict[str, str]:
     return out
 
 
-def secret_def(
-    key: str, raw: Any, working_dir: Path, stack_name: str | None = None
-) -> SecretDef:
+def secret_def(key: str, raw: Any, working_dir: Path, stack_name: str | None = None) -> SecretDef:
     """Normalise a top-level secret definition."""
     body: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     external_raw = body.get("external")

@@ -24,6 +24,7 @@ NAME_MAX = 64
 MAX_SECRET_BYTES = 511_999
 LONG_SYNTAX_KEYS = ("source", "target", "uid", "gid", "mode")
 _NUMERIC_ID = re.compile(r"^[0-9]+$")
+_TOKEN = re.compile(r"[^\s,\]}#]+")
 # Three octal digits without a leading 0: Docker reads them as a decimal number.
 _DECIMAL_LOOKING = re.compile(r"^[1-7][0-7]{2}$")
 # Decimal spellings of common modes that people write on purpose (256 = 0o400, ...).
@@ -57,6 +58,19 @@ class CheckContext:
     texts: Mapping[str, str]
     substituted: set[tuple[str | int, ...]] = field(default_factory=set)
     out: list[Diagnostic] = field(default_factory=list)
+    _lines: dict[str, list[str]] = field(default_factory=dict)
+
+    def token(self, loc: Loc | None) -> str | None:
+        """The plain-scalar text written at ``loc`` (up to a space, comma, bracket or comment)."""
+        if loc is None or loc.file not in self.texts:
+            return None
+        lines = self._lines.get(loc.file)
+        if lines is None:
+            lines = self._lines[loc.file] = self.texts[loc.file].splitlines()
+        if not 0 < loc.line <= len(lines):
+            return None
+        match = _TOKEN.match(lines[loc.line - 1], loc.column - 1)
+        return match.group(0) if match else None
 
     def add(
         self,
@@ -68,17 +82,6 @@ class CheckContext:
         key: bool = False,
     ) -> None:
         self.out.append(make(self.root, path, severity, rule, message, key=key))
-
-
-def raw_token(texts: Mapping[str, str], loc: Loc | None) -> str | None:
-    """The plain-scalar text written at ``loc`` (up to a space, comma, bracket or comment)."""
-    if loc is None or loc.file not in texts:
-        return None
-    lines = texts[loc.file].splitlines()
-    if not 0 < loc.line <= len(lines):
-        return None
-    match = re.match(r"[^\s,\]}#]+", lines[loc.line - 1][loc.column - 1 :])
-    return match.group(0) if match else None
 
 
 def run(ctx: CheckContext) -> list[Diagnostic]:
@@ -178,7 +181,7 @@ def _long_syntax(ctx: CheckContext, path: tuple[str | int, ...], item: Mapping[s
                 "error",
                 f"{which}-not-numeric",
                 f'{which} "{value}" is not a number; the engine needs a numeric {which} '
-                f"(names fail when the container starts), e.g. {which}: \"1000\"",
+                f'(names fail when the container starts), e.g. {which}: "1000"',
             )
     if "mode" in item:
         _mode(ctx, (*path, "mode"), item["mode"])
@@ -227,7 +230,7 @@ def _mode(ctx: CheckContext, path: tuple[str | int, ...], mode: Any) -> None:
             f"mode {value} is outside 0 to 0o7777 (4095); write an octal permission, e.g. 0440",
         )
         return
-    token = raw_token(ctx.texts, _loc(ctx, path))
+    token = ctx.token(_loc(ctx, path))
     if token and _DECIMAL_LOOKING.match(token) and value not in _DELIBERATE_DECIMALS:
         ctx.add(
             path,

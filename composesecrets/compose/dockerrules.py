@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from composesecrets.compose.diagnostics import Diagnostic, make
 from composesecrets.compose.yamlload import LocDict
-
-_UINT32_MAX = 2**32 - 1
 
 
 def _at_least(version: str, minimum: str) -> bool:
@@ -38,20 +37,22 @@ def check_file(config: LocDict, version: str, filename: str) -> list[Diagnostic]
                 items = body.get(section)
                 for index, item in enumerate(items if isinstance(items, list) else []):
                     mode = item.get("mode") if isinstance(item, Mapping) else None
-                    if isinstance(mode, (int, float)) and not isinstance(mode, bool):
-                        if mode < 0 or int(mode) > _UINT32_MAX:
-                            out.append(
-                                make(
-                                    config,
-                                    ("services", name, section, index, "mode"),
-                                    "error",
-                                    "mode-range",
-                                    f"mode {mode} is out of range: Docker fails with "
-                                    f"\"cannot parse 'Secrets[{index}].Mode', {mode} overflows "
-                                    'uint"; use an octal permission such as 0440',
-                                    file=filename,
-                                )
+                    numeric = isinstance(mode, (int, float)) and not isinstance(mode, bool)
+                    # Docker's decoder refuses negatives (and JSON refuses inf/NaN); larger
+                    # values wrap silently, which the strict mode-range check reports.
+                    if numeric and not (0 <= mode < math.inf):
+                        out.append(
+                            make(
+                                config,
+                                ("services", name, section, index, "mode"),
+                                "error",
+                                "mode-range",
+                                f"mode {mode} is not a valid mode: Docker fails with "
+                                f"\"cannot parse 'Secrets[{index}].Mode', {mode} overflows "
+                                'uint"; use an octal permission such as 0440',
+                                file=filename,
                             )
+                        )
     return out
 
 

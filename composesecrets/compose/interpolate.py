@@ -172,7 +172,8 @@ def _caster(dotted: str) -> Callable[[str], Any] | None:
 class Finding:
     """Something interpolation found: ``kind`` is the rule, ``path`` the structural path."""
 
-    kind: str  # interpolation-format | interpolation-cast | interpolation-bare-dollar | unset-variable
+    # interpolation-format | interpolation-cast | interpolation-bare-dollar | unset-variable
+    kind: str
     path: tuple[str | int, ...]
     loc: Loc | None
     message: str
@@ -319,7 +320,9 @@ def _env_value(rest: str) -> str:
     return (rest[:hash_at] if hash_at >= 0 else rest).strip()
 
 
-def make_lookup(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> Callable[[str], str | None]:
+def make_lookup(
+    environ: Mapping[str, str], dotenv: Mapping[str, str]
+) -> Callable[[str], str | None]:
     """Process environment first, then the ``.env`` file, as compose does."""
 
     def lookup(name: str) -> str | None:

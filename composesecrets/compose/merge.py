@@ -52,18 +52,20 @@ def merge_files(configs: list[LocDict]) -> LocDict:
 def _merge_top(base: LocDict, over: LocDict) -> LocDict:
     out = _copy(base)
     for key, value in over.items():
-        if key == "services" and isinstance(value, dict) and isinstance(out.get(key), dict):
+        if key == "services" and isinstance(value, LocDict) and isinstance(out.get(key), LocDict):
             services = _copy(out[key])
             for name, body in value.items():
                 current = services.get(name)
-                if isinstance(current, dict) and isinstance(body, dict):
+                if isinstance(current, LocDict) and isinstance(body, LocDict):
                     _set(services, name, _merge_service(current, body), value, name)
                 else:
                     _set(services, name, body, value, name)
             _set(out, key, services, over, key)
-        elif key in ("networks", "volumes", "secrets", "configs") and isinstance(
-            value, dict
-        ) and isinstance(out.get(key), dict):
+        elif (
+            key in ("networks", "volumes", "secrets", "configs")
+            and isinstance(value, LocDict)
+            and isinstance(out.get(key), LocDict)
+        ):
             section = _copy(out[key])
             for name, body in value.items():
                 _set(section, name, body, value, name)
@@ -77,9 +79,13 @@ def _merge_service(base: LocDict, over: LocDict) -> LocDict:
     out = _copy(base)
     for key, value in over.items():
         current = out.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
+        if isinstance(current, LocDict) and isinstance(value, LocDict):
             _set(out, key, _merge_mapping(current, value), over, key)
-        elif isinstance(current, list) and isinstance(value, list) and key not in _REPLACE_LISTS:
+        elif (
+            isinstance(current, LocList)
+            and isinstance(value, LocList)
+            and key not in _REPLACE_LISTS
+        ):
             keyer = _KEYED_LISTS.get(key)
             merged = _merge_keyed(current, value, keyer) if keyer else _append(current, value)
             _set(out, key, merged, over, key)
@@ -92,7 +98,7 @@ def _merge_mapping(base: LocDict, over: LocDict) -> LocDict:
     out = _copy(base)
     for key, value in over.items():
         current = out.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
+        if isinstance(current, LocDict) and isinstance(value, LocDict):
             _set(out, key, _merge_mapping(current, value), over, key)
         else:
             _set(out, key, value, over, key)

@@ -10,7 +10,9 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
+from composesecrets.compose import fastschema
 from composesecrets.compose.diagnostics import Diagnostic, format_path, make
+from composesecrets.compose.formats import FORMAT_CHECKER
 from composesecrets.compose.yamlload import LocDict
 
 SUPPORTED_VERSIONS = tuple(f"3.{minor}" for minor in range(14))
@@ -36,11 +38,23 @@ def schema_path(version: str) -> Path:
 
 
 @cache
-def validator(version: str) -> jsonschema.Draft4Validator:
-    from composesecrets.compose.formats import FORMAT_CHECKER
+def _schema(version: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_path(version).read_text(encoding="utf-8"))
+    return loaded
 
-    schema = json.loads(schema_path(version).read_text(encoding="utf-8"))
-    return jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
+
+@cache
+def validator(version: str) -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(_schema(version), format_checker=FORMAT_CHECKER)
+
+
+@cache
+def fast_check(version: str) -> fastschema.Check | None:
+    """The compiled yes/no check for ``version`` (None if the schema is outside its subset)."""
+    try:
+        return fastschema.compile_schema(_schema(version), FORMAT_CHECKER)
+    except fastschema.Unsupported:
+        return None
 
 
 _TYPE_NAMES = {
@@ -69,7 +83,7 @@ def _type_of(value: Any) -> str:
 
 
 def _expected(types: Any) -> str:
-    names = [_TYPE_NAMES.get(t, t) for t in (types if isinstance(types, list) else [types])]
+    names = [_TYPE_NAMES.get(t, str(t)) for t in (types if isinstance(types, list) else [types])]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
@@ -86,6 +100,7 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
     path: list[str | int] = list(error.absolute_path)
     kind = error.validator
     value = error.instance
+    sub: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if kind == "type":
         message = f"must be a {_expected(error.validator_value)}, not a {_type_of(value)}"
         leaf = path[-1] if path else ""
@@ -93,8 +108,8 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
             message += f"; {_FIELD_HINTS[leaf]}"
         return [(path, message, False)]
     if kind == "additionalProperties" and isinstance(value, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        patterns = sorted(error.schema.get("patternProperties", {}))
+        allowed = sorted(sub.get("properties", {}))
+        patterns = sorted(sub.get("patternProperties", {}))
         extras = [
             k
             for k in value
@@ -117,9 +132,11 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
             return [(path, f"{value!r} is not a duration (write e.g. 30s, 1m30s, 1h)", False)]
         return [(path, f"{value!r} is not a valid {error.validator_value}", False)]
     if kind in ("oneOf", "anyOf"):
-        return [(path, f"{_type_of(value)} {_short(value)} matches none of the allowed forms", False)]
+        return [
+            (path, f"{_type_of(value)} {_short(value)} matches none of the allowed forms", False)
+        ]
     if kind == "enum":
-        choices = ", ".join(json.dumps(c) for c in error.validator_value)
+        choices = ", ".join(json.dumps(c) for c in sub.get("enum", []))
         return [(path, f"must be one of {choices}, not {_short(value)}", False)]
     if kind == "uniqueItems":
         return [(path, "must not contain the same item twice", False)]
@@ -144,6 +161,9 @@ def _short(value: Any) -> str:
 
 def validate(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
     """Validate one (interpolated) compose file against its version's schema."""
+    fast = fast_check(version)
+    if fast is not None and fast(config):
+        return []
     diagnostics: list[Diagnostic] = []
     for error in validator(version).iter_errors(config):
         best = best_match([error])
@@ -153,4 +173,3 @@ def validate(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
                 make(config, path, "error", "schema", message, file=filename, key=key)
             )
     return diagnostics
-

@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from composesecrets.errors import ParseError
 
-try:  # the C composer is much faster; fall back to pure Python where libyaml is missing
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment,misc]
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+_IMPLICIT = "composesecrets:implicit"  # marks scalars that carried no explicit tag
+_TAG = "tag:yaml.org,2002:"
+_SEQ_TAG = _TAG + "seq"
+_MAP_TAG = _TAG + "map"
+
+
+def _resolve(self: Any, kind: Any, value: Any, implicit: Any) -> str:
+    # PyYAML's YAML 1.1 resolver is replaced: scalars are resolved by resolve_plain.
+    if kind is yaml.ScalarNode:
+        return _IMPLICIT
+    return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+
+
+# The C composer is much faster; fall back to pure Python where libyaml is missing.
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = type("_Loader", (_Base,), {"resolve": _resolve})
 
 MAX_DEPTH = 200
 # Nodes produced by expanding aliases; legitimate files (anchors for shared service
@@ -29,8 +40,6 @@ MAX_DEPTH = 200
 MAX_ALIAS_NODES = 1_000_000
 ALIAS_RATIO = 10
 
-_TAG = "tag:yaml.org,2002:"
-_MERGE_TAG = _TAG + "merge"
 _FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _DOT_FLOAT_RE = re.compile(r"^\.[0-9]+([eE][-+]?[0-9]+)?$")
 _INT_RE = {
@@ -51,8 +60,7 @@ _SPECIAL_FLOATS_FIRST = frozenset(k[0] for k in _SPECIAL_FLOATS)
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Loc:
+class Loc(NamedTuple):
     """A position in a compose file; line and column start at 1."""
 
     file: str
@@ -154,8 +162,8 @@ class _Builder:
         self.direct_nodes = 0
         self.alias_nodes = 0
         self._in_alias = 0
-        self._seen: dict[int, int] = {}  # id(node) -> times constructed
-        self._active: set[int] = set()
+        self._built: set[int] = set()  # containers built once: a second time is an alias
+        self._active: set[int] = set()  # containers being built: seeing one again is a cycle
 
     def loc(self, node: yaml.Node) -> Loc:
         mark = node.start_mark
@@ -166,63 +174,64 @@ class _Builder:
         return ParseError(loc.file, loc.line, loc.column, message)
 
     def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        if node.__class__ is yaml.ScalarNode:
+            return self.scalar(node)  # type: ignore[arg-type]
         if depth > MAX_DEPTH:
             raise self.fail(node, f"YAML is nested more than {MAX_DEPTH} levels deep")
         key = id(node)
-        times = self._seen.get(key, 0)
-        self._seen[key] = times + 1
-        if times:
-            # A node built a second time is reached through an alias.
+        if key in self._active:
+            raise self.fail(
+                node, "a YAML alias refers to a node that contains it (recursive alias)"
+            )
+        again = key in self._built
+        if again:
             self._in_alias += 1
+        self._count(node)
+        self._active.add(key)
         try:
-            return self._build(node, depth)
+            if node.__class__ is yaml.SequenceNode:
+                return self.sequence(node, depth)  # type: ignore[arg-type]
+            return self.mapping(node, depth)  # type: ignore[arg-type]
         finally:
-            if times:
+            self._active.discard(key)
+            self._built.add(key)
+            if again:
                 self._in_alias -= 1
 
     def _count(self, node: yaml.Node) -> None:
-        if self._in_alias:
-            self.alias_nodes += 1
-            if self.alias_nodes > MAX_ALIAS_NODES or (
-                self.alias_nodes > 10_000 and self.alias_nodes > ALIAS_RATIO * self.direct_nodes
-            ):
-                raise self.fail(
-                    node,
-                    "the document expands YAML aliases too much (a possible alias bomb); "
-                    "refusing to load it",
-                )
-        else:
-            self.direct_nodes += 1
+        size = len(node.value) + 1
+        if not self._in_alias:
+            self.direct_nodes += size
+            return
+        self.alias_nodes += size
+        if self.alias_nodes > MAX_ALIAS_NODES or (
+            self.alias_nodes > 10_000 and self.alias_nodes > ALIAS_RATIO * self.direct_nodes
+        ):
+            raise self.fail(
+                node,
+                "the document expands YAML aliases too much (a possible alias bomb); "
+                "refusing to load it",
+            )
 
-    def _build(self, node: yaml.Node, depth: int) -> Any:
-        self._count(node)
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node)
-        key = id(node)
-        if key in self._active:
-            raise self.fail(node, "a YAML alias refers to a node that contains it (recursive alias)")
-        self._active.add(key)
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                seq = LocList(self.loc(node))
-                for item in node.value:
-                    seq.append(self.build(item, depth + 1))
-                    seq.locs.append(self.loc(item))
-                return seq
-            if isinstance(node, yaml.MappingNode):
-                return self.mapping(node, depth)
-        finally:
-            self._active.discard(key)
-        raise self.fail(node, "unsupported YAML node")  # pragma: no cover
+    def sequence(self, node: yaml.SequenceNode, depth: int) -> LocList:
+        seq = LocList(self.loc(node))
+        filename = self.filename
+        locs = seq.locs
+        append, build = seq.append, self.build
+        for item in node.value:
+            append(build(item, depth + 1))
+            mark = item.start_mark
+            locs.append(Loc(filename, mark.line + 1, mark.column + 1))
+        return seq
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         value: str = node.value
         tag: str = node.tag
-        if node.style is None and tag.startswith(_TAG):
-            return resolve_plain(value)
+        if tag == _IMPLICIT:
+            return value if node.style else resolve_plain(value)
         if tag == _TAG + "str" or not tag.startswith(_TAG):
             return value
-        # An explicit core tag on a quoted or block scalar (rare): honour int/float/bool/null.
+        # An explicit core tag (!!int "5", !!bool ...): honour it where the text fits.
         resolved = resolve_plain(value)
         kind = tag[len(_TAG) :]
         if (
@@ -236,28 +245,31 @@ class _Builder:
 
     def mapping(self, node: yaml.MappingNode, depth: int) -> LocDict:
         result = LocDict(self.loc(node))
+        keylocs, vallocs = result.keylocs, result.vallocs
+        filename = self.filename
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
+            if key_node.__class__ is not yaml.ScalarNode:
+                raise self.fail(key_node, "a mapping key must be a string, not a list or mapping")
+            if key_node.value == "<<" and key_node.tag == _IMPLICIT and not key_node.style:
                 merges.append(value_node)
                 continue
-            self._count(key_node)
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, "a mapping key must be a string, not a list or mapping")
             key = self.scalar(key_node)
             if not isinstance(key, str):
                 raise self.fail(
                     key_node,
                     f"non-string key {key_node.value!r}: quote it to make it a string",
                 )
-            if key in result.keylocs:
-                first = result.keylocs[key]
+            if key in keylocs:
+                first = keylocs[key]
                 raise self.fail(
                     key_node, f'mapping key "{key}" already defined at line {first.line}'
                 )
             result[key] = self.build(value_node, depth + 1)
-            result.keylocs[key] = self.loc(key_node)
-            result.vallocs[key] = self.loc(value_node)
+            mark = key_node.start_mark
+            keylocs[key] = Loc(filename, mark.line + 1, mark.column + 1)
+            mark = value_node.start_mark
+            vallocs[key] = Loc(filename, mark.line + 1, mark.column + 1)
         for merge in merges:
             self.merge_into(result, merge, depth)
         return result

@@ -1,0 +1,277 @@
+"""A fast yes/no check of a document against a Draft-4 schema.
+
+python-jsonschema is the reference and produces every error message; on large files
+(thousands of services) it is slow, because most documents are valid and every node
+still goes through its generic machinery. This module compiles the keywords our
+schemas use into plain closures that only answer "valid or not". A document it
+accepts skips jsonschema entirely; anything it rejects is validated again by jsonschema
+for the messages. A test checks that both agree on the corpus and on fuzzed documents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from jsonschema import FormatChecker
+
+Check = Callable[[Any], bool]
+
+_IGNORED = frozenset(
+    ("$schema", "$id", "id", "$comment", "title", "description", "definitions", "default")
+)
+_SUPPORTED = frozenset(
+    (
+        "type", "properties", "additionalProperties", "patternProperties", "required", "$ref",
+        "items", "additionalItems", "oneOf", "anyOf", "allOf", "not", "enum", "format",
+        "uniqueItems", "multipleOf", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "pattern",
+        "minProperties", "maxProperties",
+    )
+)  # fmt: skip
+
+
+class Unsupported(Exception):
+    """The schema uses a keyword this compiler does not know: use jsonschema alone."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_TYPES: dict[str, Check] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "number": _is_number,
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def canonical(value: Any) -> Any:
+    """A hashable form in which equality follows JSON Schema (true != 1, 1 == 1.0)."""
+    if isinstance(value, bool) or value is None:
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, list):
+        return ("l", tuple(canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("d", frozenset((k, canonical(v)) for k, v in value.items()))
+    return ("o", repr(value))
+
+
+def compile_schema(root: dict[str, Any], format_checker: FormatChecker) -> Check:
+    """Compile ``root``; raises :class:`Unsupported` for keywords outside our subset."""
+    refs: dict[str, Check] = {}
+
+    def ref(pointer: str) -> Check:
+        if pointer in refs:
+            return refs[pointer]
+        if not pointer.startswith("#/"):
+            raise Unsupported(f"remote $ref {pointer}")
+        target: Any = root
+        for part in pointer[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        slot: list[Check] = []
+        refs[pointer] = lambda v: slot[0](v)
+        slot.append(compile_node(target))
+        refs[pointer] = slot[0]
+        return slot[0]
+
+    def compile_node(schema: Any) -> Check:
+        if schema is True or schema == {}:
+            return lambda v: True
+        if not isinstance(schema, dict):
+            raise Unsupported(repr(schema))
+        unknown = set(schema) - _SUPPORTED - _IGNORED
+        if unknown:
+            raise Unsupported(", ".join(sorted(unknown)))
+        if "$ref" in schema:  # draft 4: siblings of $ref are ignored
+            return ref(schema["$ref"])
+        checks: list[Check] = []
+        if "type" in schema:
+            checks.append(_type(schema["type"]))
+        if "enum" in schema:
+            allowed = {canonical(v) for v in schema["enum"]}
+            checks.append(lambda v: canonical(v) in allowed)
+        if "format" in schema:
+            fmt = schema["format"]
+            checks.append(lambda v: format_checker.conforms(v, fmt))
+        checks += _object(schema, compile_node)
+        checks += _array(schema, compile_node)
+        checks += _scalar(schema)
+        for key, combine in (("oneOf", _one_of), ("anyOf", _any_of), ("allOf", _all_of)):
+            if key in schema:
+                checks.append(combine([compile_node(s) for s in schema[key]]))
+        if "not" in schema:
+            inner = compile_node(schema["not"])
+            checks.append(lambda v: not inner(v))
+        if not checks:
+            return lambda v: True
+        if len(checks) == 1:
+            return checks[0]
+        return _all_of(checks)
+
+    return compile_node(root)
+
+
+def _type(types: Any) -> Check:
+    names = types if isinstance(types, list) else [types]
+    funcs = [_TYPES[n] for n in names]
+    if len(funcs) == 1:
+        return funcs[0]
+    return lambda v: any(f(v) for f in funcs)
+
+
+def _one_of(checks: list[Check]) -> Check:
+    def check(v: Any) -> bool:
+        passed = 0
+        for c in checks:
+            if c(v):
+                passed += 1
+                if passed > 1:
+                    return False
+        return passed == 1
+
+    return check
+
+
+def _any_of(checks: list[Check]) -> Check:
+    return lambda v: any(c(v) for c in checks)
+
+
+def _all_of(checks: list[Check]) -> Check:
+    def check(v: Any) -> bool:
+        for c in checks:
+            if not c(v):
+                return False
+        return True
+
+    return check
+
+
+def _object(schema: dict[str, Any], compile_node: Callable[[Any], Check]) -> list[Check]:
+    keys = ("properties", "patternProperties", "additionalProperties", "required",
+            "minProperties", "maxProperties")  # fmt: skip
+    if not any(k in schema for k in keys):
+        return []
+    props = {k: compile_node(s) for k, s in schema.get("properties", {}).items()}
+    patterns = [
+        (re.compile(p), compile_node(s)) for p, s in schema.get("patternProperties", {}).items()
+    ]
+    extra = schema.get("additionalProperties", True)
+    extra_check: Check | None = None
+    if isinstance(extra, dict):
+        extra_check = compile_node(extra)
+    forbid_extra = extra is False
+    required = list(schema.get("required", ()))
+    min_props = schema.get("minProperties")
+    max_props = schema.get("maxProperties")
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, dict):
+            return True
+        for key, value in v.items():
+            sub = props.get(key)
+            matched = sub is not None
+            if sub is not None and not sub(value):
+                return False
+            for pattern, pcheck in patterns:
+                if pattern.search(key):
+                    matched = True
+                    if not pcheck(value):
+                        return False
+            if not matched:
+                if forbid_extra:
+                    return False
+                if extra_check is not None and not extra_check(value):
+                    return False
+        for key in required:
+            if key not in v:
+                return False
+        if min_props is not None and len(v) < min_props:
+            return False
+        return not (max_props is not None and len(v) > max_props)
+
+    return [check]
+
+
+def _array(schema: dict[str, Any], compile_node: Callable[[Any], Check]) -> list[Check]:
+    out: list[Check] = []
+    items = schema.get("items")
+    if isinstance(items, list):
+        firsts = [compile_node(s) for s in items]
+        extra = schema.get("additionalItems", True)
+        extra_check = compile_node(extra) if isinstance(extra, dict) else None
+
+        def tuple_check(v: Any) -> bool:
+            if not isinstance(v, list):
+                return True
+            for i, item in enumerate(v):
+                if i < len(firsts):
+                    if not firsts[i](item):
+                        return False
+                elif extra is False or (extra_check is not None and not extra_check(item)):
+                    return False
+            return True
+
+        out.append(tuple_check)
+    elif items is not None:
+        each = compile_node(items)
+        out.append(lambda v: not isinstance(v, list) or all(each(i) for i in v))
+    if schema.get("uniqueItems"):
+
+        def unique(v: Any) -> bool:
+            if not isinstance(v, list):
+                return True
+            seen = [canonical(i) for i in v]
+            return len(set(seen)) == len(seen)
+
+        out.append(unique)
+    for key, test in (("minItems", lambda n, m: n >= m), ("maxItems", lambda n, m: n <= m)):
+        if key in schema:
+            bound = schema[key]
+            out.append(lambda v, b=bound, t=test: not isinstance(v, list) or t(len(v), b))
+    return out
+
+
+def _scalar(schema: dict[str, Any]) -> list[Check]:
+    out: list[Check] = []
+    if "multipleOf" in schema:
+        step = schema["multipleOf"]
+
+        def multiple(v: Any) -> bool:
+            if not _is_number(v):
+                return True
+            if isinstance(step, float):
+                quotient = v / step
+                try:
+                    return int(quotient) == quotient
+                except (OverflowError, ValueError):
+                    return False
+            remainder = v % step
+            return not remainder
+
+        out.append(multiple)
+    if "minimum" in schema:
+        low, exclusive = schema["minimum"], schema.get("exclusiveMinimum", False)
+        out.append(lambda v: not _is_number(v) or (v > low if exclusive else v >= low))
+    if "maximum" in schema:
+        high, exclusive_h = schema["maximum"], schema.get("exclusiveMaximum", False)
+        out.append(lambda v: not _is_number(v) or (v < high if exclusive_h else v <= high))
+    if "pattern" in schema:
+        rx = re.compile(schema["pattern"])
+        out.append(lambda v: not isinstance(v, str) or rx.search(v) is not None)
+    if "minLength" in schema:
+        n = schema["minLength"]
+        out.append(lambda v: not isinstance(v, str) or len(v) >= n)
+    if "maxLength" in schema:
+        m = schema["maxLength"]
+        out.append(lambda v: not isinstance(v, str) or len(v) <= m)
+    return out
