@@ -1,0 +1,77 @@
+# Developer and CI entry points. `make test` is THE test command (README and .ci/run use it).
+#
+#   make venv             create .venv and install the package with its test extras
+#   make engine           start/check the local Docker Engine + single-node swarm + test image
+#   make test             venv + engine, then the whole pytest suite
+#   make unit             unit tests only (no Docker Engine needed)
+#   make lint             ruff + mypy --strict
+#   make bench            benchmarks (reports, not tests); BENCH_ARGS=--quick for a short pass
+#   make example-secrets  random secret files for examples/wordpress (gitignored, mode 0600)
+#   make demo             validate and print the normalised examples/wordpress stack
+#   make clean            remove caches and build output (keeps .venv; `make distclean` drops it)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+EXAMPLE_DIR := examples/wordpress
+EXAMPLE_SECRETS := $(EXAMPLE_DIR)/db_password.txt $(EXAMPLE_DIR)/db_root_password.txt
+
+# CI sets COMPOSESECRETS_REQUIRE_ENGINE=1 so that a missing engine fails the integration
+# tests instead of skipping them. Pass it on only when the caller set it.
+ifneq ($(origin COMPOSESECRETS_REQUIRE_ENGINE),undefined)
+export COMPOSESECRETS_REQUIRE_ENGINE
+endif
+
+.PHONY: venv engine test unit lint bench demo example-secrets clean distclean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $@
+
+engine:
+	scripts/ensure-engine.sh
+
+test: venv engine
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Secret files are created with O_EXCL and mode 0600; the value never leaves the process.
+$(EXAMPLE_SECRETS):
+	@$(PYTHON) -c 'import os, secrets, sys; \
+	fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600); \
+	os.write(fd, secrets.token_urlsafe(32).encode("ascii")); os.close(fd)' $@
+	@echo "generated $@ (mode 0600)"
+
+example-secrets: $(EXAMPLE_SECRETS)
+
+# Placeholder until the CLI lands: validate then print the normalised stack.
+demo: venv example-secrets
+	cd $(EXAMPLE_DIR) && $(abspath $(VENV))/bin/composesecrets validate
+	cd $(EXAMPLE_DIR) && $(abspath $(VENV))/bin/composesecrets config
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist bench/out
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name '*.egg-info' -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
