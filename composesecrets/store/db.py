@@ -1,0 +1,208 @@
+"""SQLite access: schema, pragmas, and write transactions that retry instead of failing busy.
+
+Only ciphertexts, wrapped keys, nonces, keyed digests and metadata (names, labels, times) are
+ever written here; values never are, not even transiently.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import InternalError, StoreLockedError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+RETRY_SECONDS = 120.0
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS keyslot (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    method     TEXT NOT NULL CHECK (method IN ('keyfile', 'env', 'passphrase')),
+    kdf        TEXT,
+    key_file   TEXT,
+    nonce      BLOB NOT NULL,
+    wrapped    BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    changed_ns INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS secrets (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    labels      TEXT NOT NULL,
+    current     INTEGER NOT NULL,
+    created_ns  INTEGER NOT NULL,
+    updated_ns  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS versions (
+    secret_id   TEXT NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+    version     INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    digest      BLOB NOT NULL,
+    dek_nonce   BLOB NOT NULL,
+    dek_wrapped BLOB NOT NULL,
+    nonce       BLOB NOT NULL,
+    ciphertext  BLOB NOT NULL,
+    created_ns  INTEGER NOT NULL,
+    PRIMARY KEY (secret_id, version)
+);
+
+CREATE TABLE IF NOT EXISTS usages (
+    stack       TEXT NOT NULL,
+    backend     TEXT NOT NULL,
+    secret_id   TEXT NOT NULL REFERENCES secrets(id),
+    version     INTEGER NOT NULL,
+    service     TEXT NOT NULL,
+    recorded_ns INTEGER NOT NULL,
+    PRIMARY KEY (stack, secret_id, version, service)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usages_by_secret ON usages (secret_id, version);
+
+CREATE TABLE IF NOT EXISTS audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ns  INTEGER NOT NULL,
+    who    TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * (0.5 + random.random()))
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the database in autocommit mode with WAL, full sync and a busy timeout."""
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=True
+    )
+    try:
+        retrying(conn, _setup)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _setup(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise InternalError(f"could not switch the store database to WAL mode (got {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+def retrying(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` (reads, or a setup step), retrying while the database is busy."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    attempt = 0
+    while True:
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+        attempt += 1
+        _backoff(attempt)
+
+
+def read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` inside one read transaction (a consistent snapshot); retried while busy."""
+    return _transaction(conn, fn, "BEGIN")
+
+
+def write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``; retried whole while busy."""
+    return _transaction(conn, fn, "BEGIN IMMEDIATE")
+
+
+def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
+    deadline = time.monotonic() + RETRY_SECONDS
+    attempt = 0
+    while True:
+        began = False
+        try:
+            conn.execute(begin)
+            began = True
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.OperationalError as exc:
+            if began and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not is_busy(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreLockedError(
+                    "the store stayed busy for too long",
+                    hint="another composesecrets process holds it; retry when it has finished",
+                ) from None
+        except BaseException:
+            if began and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        attempt += 1
+        _backoff(attempt)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the schema (idempotent, safe when several processes race)."""
+    version = retrying(conn, lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise InternalError(
+            f"the store uses schema version {version}, newer than this composesecrets supports"
+            f" ({SCHEMA_VERSION})",
+            hint="upgrade composesecrets",
+        )
+
+    def _apply(c: sqlite3.Connection) -> None:
+        current = int(c.execute("PRAGMA user_version").fetchone()[0])
+        if current >= SCHEMA_VERSION:
+            return
+        for statement in _split(_SCHEMA):
+            c.execute(statement)
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    write(conn, _apply)
+
+
+def _split(script: str) -> list[str]:
+    """Split the schema into statements (triggers contain ``;`` inside BEGIN ... END)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    return out

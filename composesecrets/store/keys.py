@@ -1,0 +1,392 @@
+"""How the root key is unlocked: a key file, a base64 key in the environment, or a passphrase.
+
+The root key itself is random and only ever stored wrapped (AES-256-GCM) under a key-encryption
+key (KEK). The KEK is the 32 raw bytes of the key file or ``COMPOSESECRETS_KEY`` (both hold the
+same base64 text, so a key file's content can be handed to CI as ``COMPOSESECRETS_KEY``), or is
+stretched from a passphrase with Argon2id (scrypt when the installed ``cryptography`` lacks it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ..errors import StoreLockedError
+from . import paths
+from .crypto import KEY_BYTES, random_key
+
+ENV_KEY = "COMPOSESECRETS_KEY"
+ENV_PASSPHRASE = "COMPOSESECRETS_PASSPHRASE"
+
+Method = Literal["keyfile", "env", "passphrase"]
+NoticeCallback = Callable[[str], None]
+#: Asked for a passphrase; the argument is True when a *new* passphrase is wanted (the caller
+#: should then ask twice and compare).
+PassphrasePrompt = Callable[[bool], str]
+
+try:  # cryptography >= 44 has Argon2id
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as _Argon2id
+except ImportError:  # pragma: no cover - depends on the installed cryptography
+    _Argon2id = None  # type: ignore[assignment,misc]
+
+_MAX_MEMORY_KIB = 4 * 1024 * 1024  # refuse absurd parameters read from a tampered database
+_MAX_LOG2_N = 22
+
+
+def argon2_available() -> bool:
+    return _Argon2id is not None
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id cost; the default (64 MiB, 3 passes, 4 lanes) follows RFC 9106's second choice."""
+
+    memory_kib: int = 65536
+    iterations: int = 3
+    lanes: int = 4
+
+
+@dataclass(frozen=True)
+class ScryptParams:
+    """scrypt cost, used when Argon2id is unavailable; default N = 2**17, r = 8, p = 1."""
+
+    log2_n: int = 17
+    r: int = 8
+    p: int = 1
+
+
+KdfParams = Argon2Params | ScryptParams
+
+
+def _stderr_notice(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class KeyFileUnlock:
+    """Unlock with a key file (the default). ``path`` defaults to ``COMPOSESECRETS_KEY_FILE``,
+    then the path recorded in the store, then ``~/.config/composesecrets/master.key``. A missing
+    file is created (0600) when a store is initialised, and ``notice`` gets one line about it."""
+
+    path: Path | None = None
+    notice: NoticeCallback | None = None
+
+
+@dataclass(frozen=True)
+class EnvKeyUnlock:
+    """Unlock with a base64 32-byte key: ``key`` if given, else ``COMPOSESECRETS_KEY``."""
+
+    key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PassphraseUnlock:
+    """Unlock with a passphrase: a string, a prompt callable, else ``COMPOSESECRETS_PASSPHRASE``.
+
+    ``kdf`` sets the cost for *new* wrappings (tests use a cheap one); unlocking always uses the
+    parameters recorded in the store.
+    """
+
+    passphrase: str | PassphrasePrompt | None = field(default=None, repr=False)
+    kdf: KdfParams | None = None
+
+
+@dataclass(frozen=True)
+class AutoUnlock:
+    """Pick the method the store records (or, for a new store, from the environment).
+
+    Raw keys: ``COMPOSESECRETS_KEY`` if set, else the key file. Passphrase:
+    ``COMPOSESECRETS_PASSPHRASE`` if set, else ``prompt`` (the CLI passes one on a TTY).
+    """
+
+    prompt: PassphrasePrompt | None = None
+    notice: NoticeCallback | None = None
+
+
+Unlock = KeyFileUnlock | EnvKeyUnlock | PassphraseUnlock | AutoUnlock
+
+
+@dataclass(frozen=True)
+class Kek:
+    """A key-encryption key and how it was obtained (kept in memory only)."""
+
+    key: bytes = field(repr=False)
+    method: Method
+    kdf: dict[str, Any] | None = None
+    key_file: Path | None = None
+    #: A base64 key generated for the caller (environment-key method); show it to the user once.
+    generated_key: str | None = field(default=None, repr=False)
+    #: A key file written to ``<key_file>.new``; renamed over ``key_file`` after the commit.
+    pending_file: Path | None = None
+
+
+def encode_key(key: bytes) -> str:
+    return base64.b64encode(key).decode("ascii")
+
+
+def decode_key(text: str, *, where: str) -> bytes:
+    """Decode a base64 32-byte key, raising :class:`StoreLockedError` with a fix hint."""
+    try:
+        key = base64.b64decode(text.strip().encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise StoreLockedError(
+            f"{where} is not a base64-encoded 32-byte key",
+            hint="generate one with: head -c 32 /dev/urandom | base64",
+        )
+    return key
+
+
+def pending_path(path: Path) -> Path:
+    return path.with_name(path.name + ".new")
+
+
+def read_key_file(path: Path) -> bytes:
+    """Read a key file after checking that only its owner can read it."""
+    paths.check_private(path, directory=False)
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise StoreLockedError(
+            f"key file {path} does not exist",
+            hint=f"restore it from your backup, or set {ENV_KEY} / {paths.ENV_KEY_FILE}",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreLockedError(f"cannot read key file {path}: {exc}") from None
+    return decode_key(text, where=f"key file {path}")
+
+
+def _notice_for_new_key_file(path: Path, notice: NoticeCallback | None) -> None:
+    (notice or _stderr_notice)(
+        f"composesecrets: created key file {path} (mode 0600); back it up, the store cannot be"
+        " opened without it"
+    )
+
+
+def ensure_key_file(path: Path, notice: NoticeCallback | None) -> bytes:
+    """Read ``path``, creating it with a fresh key first when it does not exist."""
+    if not path.exists():
+        key = random_key()
+        if paths.write_private_file(path, (encode_key(key) + "\n").encode(), replace=False):
+            _notice_for_new_key_file(path, notice)
+            return key
+    return read_key_file(path)
+
+
+def new_kdf_spec(params: KdfParams | None) -> dict[str, Any]:
+    salt = base64.b64encode(os.urandom(16)).decode("ascii")
+    if params is None:
+        params = Argon2Params() if argon2_available() else ScryptParams()
+    if isinstance(params, Argon2Params):
+        if not argon2_available():
+            raise StoreLockedError(
+                "Argon2id is not available in the installed cryptography package",
+                hint="upgrade cryptography (>= 44), or use scrypt parameters",
+            )
+        return {
+            "alg": "argon2id",
+            "salt": salt,
+            "memory_kib": params.memory_kib,
+            "iterations": params.iterations,
+            "lanes": params.lanes,
+        }
+    return {"alg": "scrypt", "salt": salt, "log2_n": params.log2_n, "r": params.r, "p": params.p}
+
+
+def describe_kdf(spec: Mapping[str, Any] | None) -> str:
+    if not spec:
+        return "none (raw 256-bit key)"
+    if spec.get("alg") == "argon2id":
+        return (
+            f"argon2id (memory {spec.get('memory_kib')} KiB, iterations "
+            f"{spec.get('iterations')}, lanes {spec.get('lanes')})"
+        )
+    return f"scrypt (N=2**{spec.get('log2_n')}, r={spec.get('r')}, p={spec.get('p')})"
+
+
+def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
+    """Stretch ``passphrase`` with the recorded KDF parameters (the one costly step)."""
+    if not passphrase:
+        raise StoreLockedError("the passphrase is empty", hint="enter the store's passphrase")
+    secret = passphrase.encode("utf-8")
+    try:
+        salt = base64.b64decode(str(spec["salt"]), validate=True)
+        alg = spec["alg"]
+        if alg == "argon2id":
+            memory, iterations, lanes = (
+                int(spec["memory_kib"]),
+                int(spec["iterations"]),
+                int(spec["lanes"]),
+            )
+            if not (8 * lanes <= memory <= _MAX_MEMORY_KIB and 1 <= iterations <= 64):
+                raise ValueError("argon2id parameters out of range")
+            if _Argon2id is None:
+                raise StoreLockedError(
+                    "this store's passphrase is stretched with Argon2id, which the installed"
+                    " cryptography package lacks",
+                    hint="upgrade cryptography to 44 or later",
+                )
+            return _Argon2id(
+                salt=salt, length=KEY_BYTES, iterations=iterations, lanes=lanes, memory_cost=memory
+            ).derive(secret)
+        if alg == "scrypt":
+            log2_n, r, p = int(spec["log2_n"]), int(spec["r"]), int(spec["p"])
+            if not (1 <= log2_n <= _MAX_LOG2_N and 1 <= r <= 32 and 1 <= p <= 16):
+                raise ValueError("scrypt parameters out of range")
+            return Scrypt(salt=salt, length=KEY_BYTES, n=2**log2_n, r=r, p=p).derive(secret)
+        raise ValueError(f"unknown KDF {alg!r}")
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise StoreLockedError(
+            f"the store's passphrase parameters are damaged ({exc})",
+            hint="restore the store from a backup",
+        ) from None
+
+
+def _passphrase_from(
+    source: str | PassphrasePrompt | None, environ: Mapping[str, str], *, new: bool
+) -> str:
+    if isinstance(source, str):
+        return source
+    if source is None and environ.get(ENV_PASSPHRASE):
+        return environ[ENV_PASSPHRASE]
+    if callable(source):
+        return source(new)
+    raise StoreLockedError(
+        "the store is locked with a passphrase and none was given",
+        hint=f"set {ENV_PASSPHRASE} or run the command on a terminal to be prompted",
+    )
+
+
+def _env_key(unlock: EnvKeyUnlock, environ: Mapping[str, str]) -> bytes | None:
+    if unlock.key is not None:
+        return decode_key(unlock.key, where="the given key")
+    if environ.get(ENV_KEY):
+        return decode_key(environ[ENV_KEY], where=ENV_KEY)
+    return None
+
+
+def key_file_path(
+    unlock: KeyFileUnlock | None, recorded: str | None, environ: Mapping[str, str]
+) -> Path:
+    if unlock is not None and unlock.path is not None:
+        return Path(unlock.path).expanduser()
+    if environ.get(paths.ENV_KEY_FILE) or not recorded:
+        return paths.default_key_file(environ)
+    return Path(recorded)
+
+
+def kek_for_existing(
+    unlock: Unlock,
+    method: str,
+    kdf: Mapping[str, Any] | None,
+    recorded_key_file: str | None,
+    environ: Mapping[str, str],
+) -> Kek:
+    """Obtain the KEK that should open a store whose key slot records ``method``."""
+    raw = method in ("keyfile", "env")
+    if isinstance(unlock, AutoUnlock):
+        if raw:
+            key = _env_key(EnvKeyUnlock(), environ)
+            if key is not None:
+                return Kek(key, "env")
+            if method == "env" and not recorded_key_file:
+                raise StoreLockedError(
+                    f"the store is unlocked by a key in {ENV_KEY}, which is not set",
+                    hint=f"export {ENV_KEY}=<base64 key>",
+                )
+            unlock = KeyFileUnlock(notice=unlock.notice)
+        else:
+            unlock = PassphraseUnlock(passphrase=unlock.prompt)
+    if isinstance(unlock, PassphraseUnlock):
+        if raw or kdf is None:
+            raise StoreLockedError(
+                "the store is unlocked by a key, not a passphrase",
+                hint=f"unset {ENV_PASSPHRASE} and provide the key file or {ENV_KEY}",
+            )
+        passphrase = _passphrase_from(
+            unlock.passphrase, environ if unlock.passphrase is None else {}, new=False
+        )
+        return Kek(derive_kek(passphrase, kdf), "passphrase", dict(kdf))
+    if not raw:
+        raise StoreLockedError(
+            "the store is locked with a passphrase, not a key",
+            hint=f"set {ENV_PASSPHRASE} or run the command on a terminal to be prompted",
+        )
+    if isinstance(unlock, EnvKeyUnlock):
+        key = _env_key(unlock, environ)
+        if key is None:
+            raise StoreLockedError(f"{ENV_KEY} is not set", hint=f"export {ENV_KEY}=<base64 key>")
+        return Kek(key, "env")
+    path = key_file_path(unlock, recorded_key_file, environ)
+    return Kek(read_key_file(path), "keyfile", key_file=path)
+
+
+def new_kek(
+    unlock: Unlock,
+    environ: Mapping[str, str],
+    *,
+    purpose: Literal["init", "change", "rotate"],
+) -> Kek:
+    """Obtain a KEK for a new wrapping of the root key.
+
+    ``init``: a new store (key file created if missing; an environment key must be set).
+    ``change``: switching method (an unset environment key is generated and returned).
+    ``rotate``: a fresh key for key files and environment keys (written to ``<file>.new``).
+    """
+    if isinstance(unlock, AutoUnlock):
+        if purpose != "init":
+            raise ValueError("AutoUnlock can only initialise a store")
+        if environ.get(ENV_KEY):
+            unlock = EnvKeyUnlock()
+        elif environ.get(ENV_PASSPHRASE):
+            unlock = PassphraseUnlock()
+        else:
+            unlock = KeyFileUnlock(notice=unlock.notice)
+    if isinstance(unlock, PassphraseUnlock):
+        passphrase = _passphrase_from(
+            unlock.passphrase, environ if unlock.passphrase is None else {}, new=True
+        )
+        spec = new_kdf_spec(unlock.kdf)
+        return Kek(derive_kek(passphrase, spec), "passphrase", spec)
+    if isinstance(unlock, EnvKeyUnlock):
+        if purpose == "rotate" and unlock.key is None:
+            key = random_key()
+            return Kek(key, "env", generated_key=encode_key(key))
+        found = _env_key(unlock, environ)
+        if found is not None:
+            return Kek(found, "env")
+        if purpose == "init":
+            raise StoreLockedError(
+                f"{ENV_KEY} is not set", hint="generate one with: head -c 32 /dev/urandom | base64"
+            )
+        key = random_key()
+        return Kek(key, "env", generated_key=encode_key(key))
+    path = key_file_path(unlock, None, environ)
+    if purpose == "rotate":
+        key = random_key()
+        pending = pending_path(path)
+        paths.write_private_file(pending, (encode_key(key) + "\n").encode(), replace=True)
+        return Kek(key, "keyfile", key_file=path, pending_file=pending)
+    return Kek(ensure_key_file(path, unlock.notice), "keyfile", key_file=path)
+
+
+def finish_pending(kek: Kek) -> None:
+    """After a committed rotation, move ``<key_file>.new`` over the key file."""
+    if kek.pending_file is not None and kek.key_file is not None:
+        os.replace(kek.pending_file, kek.key_file)
+
+
+def discard_pending(kek: Kek) -> None:
+    if kek.pending_file is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(kek.pending_file)

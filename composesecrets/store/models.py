@@ -1,0 +1,200 @@
+"""Result types of the store API (frozen dataclasses; none of them ever holds a value)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def from_ns(ns: int) -> datetime:
+    """Convert stored nanoseconds since the epoch to an aware UTC datetime."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
+
+
+def docker_time(moment: datetime) -> str:
+    """Format like Docker's API: ``2024-05-01T10:00:00.123456Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """One secret as ``secret ls`` shows it."""
+
+    id: str
+    name: str
+    version: int
+    labels: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    def to_docker(self) -> dict[str, Any]:
+        """Docker's ``secret inspect`` shape (``ID``, ``Version.Index``, ``Spec`` ...)."""
+        return {
+            "ID": self.id,
+            "Version": {"Index": self.version},
+            "CreatedAt": docker_time(self.created_at),
+            "UpdatedAt": docker_time(self.updated_at),
+            "Spec": {"Name": self.name, "Labels": dict(self.labels)},
+        }
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One stored version: its size, time and keyed digest (``hmac-sha256:<hex>``)."""
+
+    version: int
+    size: int
+    created_at: datetime
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Index": self.version,
+            "Size": self.size,
+            "CreatedAt": docker_time(self.created_at),
+            "Digest": self.digest,
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A reference from a deployed service to a secret (``version`` None = current)."""
+
+    secret: str
+    service: str
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    stack: str
+    backend: str
+    secret_id: str
+    secret_name: str
+    version: int
+    service: str
+    recorded_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Stack": self.stack,
+            "Backend": self.backend,
+            "SecretID": self.secret_id,
+            "SecretName": self.secret_name,
+            "Version": self.version,
+            "Service": self.service,
+            "RecordedAt": docker_time(self.recorded_at),
+        }
+
+
+@dataclass(frozen=True)
+class SecretDetails:
+    """``secret inspect``: the secret, its retained versions and who uses it."""
+
+    info: SecretInfo
+    versions: tuple[VersionInfo, ...]
+    usages: tuple[UsageRecord, ...] = ()
+
+    def to_docker(self) -> dict[str, Any]:
+        out = self.info.to_docker()
+        out["Versions"] = [v.to_json() for v in self.versions]
+        out["UsedBy"] = [u.to_json() for u in self.usages]
+        return out
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    directory: Path
+    database: Path
+    store_id: str | None
+    schema_version: int
+    initialised: bool
+    unlock_method: str | None
+    kdf: str | None
+    key_file: Path | None
+    key_generation: int | None
+    secrets: int
+    versions: int
+    stacks: tuple[str, ...]
+    audit_entries: int
+    database_bytes: int
+    retention: int
+    created_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Directory": str(self.directory),
+            "Database": str(self.database),
+            "StoreID": self.store_id,
+            "SchemaVersion": self.schema_version,
+            "Initialised": self.initialised,
+            "UnlockMethod": self.unlock_method,
+            "KDF": self.kdf,
+            "KeyFile": str(self.key_file) if self.key_file else None,
+            "KeyGeneration": self.key_generation,
+            "Secrets": self.secrets,
+            "Versions": self.versions,
+            "Stacks": list(self.stacks),
+            "AuditEntries": self.audit_entries,
+            "DatabaseBytes": self.database_bytes,
+            "Retention": self.retention,
+            "CreatedAt": docker_time(self.created_at) if self.created_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyFailure:
+    secret_id: str
+    name: str
+    version: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int
+    failures: tuple[VerifyFailure, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """Result of ``rotate_key`` / ``change_unlock``.
+
+    ``generated_key`` is set when a new environment key was generated: the caller must show it
+    to the user once (it is the only copy). ``old_key_file`` is a key file no longer needed by
+    this store (it is not deleted: other stores may share it).
+    """
+
+    method: str
+    key_file: Path | None
+    generation: int
+    versions_rewrapped: int
+    generated_key: str | None = field(default=None, repr=False)
+    old_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    who: str
+    action: str
+    target: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Seq": self.seq,
+            "At": docker_time(self.at),
+            "Who": self.who,
+            "Action": self.action,
+            "Target": self.target,
+            "Detail": self.detail,
+        }
