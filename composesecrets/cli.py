@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import traceback
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -19,7 +20,15 @@ import typer
 from composesecrets import __version__
 from composesecrets.compose import diagnostics as diag
 from composesecrets.compose.project import Project, load_project
-from composesecrets.errors import ComposeSecretsError, InternalError, ParseError, UsageError
+from composesecrets.errors import (
+    ComposeSecretsError,
+    IntegrityError,
+    InternalError,
+    NotFoundError,
+    ParseError,
+    StoreLockedError,
+    UsageError,
+)
 
 app = typer.Typer(
     name="composesecrets",
@@ -82,6 +91,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -91,8 +101,18 @@ def _root(
             help="Print the version and exit.",
         ),
     ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Store directory (default: $COMPOSESECRETS_HOME, else "
+            "~/.local/share/composesecrets).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Validate compose files, keep their secrets encrypted, deploy stacks with them."""
+    ctx.obj = {"store": store}
 
 
 def _load(
@@ -210,6 +230,285 @@ def _yaml(data: Any) -> str:
     return yaml.dump(
         data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
     )
+
+
+# --------------------------------------------------------------------------- secrets / store
+secret_app = typer.Typer(
+    help="Manage secrets in the encrypted store (Docker's `docker secret` shape).",
+    no_args_is_help=True,
+)
+store_app = typer.Typer(
+    help="Inspect, verify and re-key the encrypted store.", no_args_is_help=True
+)
+app.add_typer(secret_app, name="secret")
+app.add_typer(store_app, name="store")
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _store_dir(ctx: typer.Context) -> Path | None:
+    obj = ctx.find_root().obj or {}
+    found: Path | None = obj.get("store")
+    return found
+
+
+def _prompt(new: bool) -> str:
+    """Ask for the store passphrase on a terminal (twice when setting a new one)."""
+    if not sys.stdin.isatty():
+        raise StoreLockedError(
+            "the store is protected by a passphrase and there is no terminal to ask for it",
+            hint="set COMPOSESECRETS_PASSPHRASE in the environment of the command",
+        )
+    text: str = typer.prompt(
+        "New store passphrase" if new else "Store passphrase",
+        hide_input=True,
+        confirmation_prompt=new,
+        err=True,
+    )
+    return text
+
+
+def _notice(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _open_store(ctx: typer.Context, *, create: bool = True) -> Any:
+    from composesecrets.store import AutoUnlock, Store
+
+    return Store.open(
+        _store_dir(ctx), unlock=AutoUnlock(prompt=_prompt, notice=_notice), create=create
+    )
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _ago(moment: datetime) -> str:
+    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' * (n != 1)} ago"
+    return "Less than a minute ago"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+SecretName = Annotated[str, typer.Argument(help="Secret name or ID.", show_default=False)]
+ValueSource = Annotated[
+    str,
+    typer.Argument(
+        metavar="FILE|-",
+        help="File holding the value, or - for standard input (never the command line).",
+        show_default=False,
+    ),
+]
+SecretNames = Annotated[list[str], typer.Argument(help="Names or IDs.", show_default=False)]
+TableOrJson = Annotated[ListFormat, typer.Option("--format", help="table or json.")]
+
+
+@secret_app.command("create")
+def secret_create(
+    ctx: typer.Context,
+    name: SecretName,
+    source: ValueSource,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="Label K=V (repeatable).")
+    ] = None,
+) -> None:
+    """Create a secret from a file or standard input; prints its ID."""
+    from composesecrets.store import check_name, parse_label, read_value
+
+    check_name(name)
+    labels = dict(parse_label(item) for item in label or [])
+    value = read_value(source)
+    with _open_store(ctx) as store:
+        info = store.create(name, value, labels)
+    typer.echo(info.id)
+
+
+@secret_app.command("rotate")
+def secret_rotate(ctx: typer.Context, name: SecretName, source: ValueSource) -> None:
+    """Add a new version of a secret from a file or standard input; prints ID and version."""
+    from composesecrets.store import read_value
+
+    value = read_value(source)
+    with _open_store(ctx, create=False) as store:
+        info = store.rotate(name, value)
+    typer.echo(f"{info.id} version {info.version}")
+
+
+@secret_app.command("ls")
+def secret_ls(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")] = False,
+    fmt: TableOrJson = ListFormat.table,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="name=PREFIX, id=PREFIX, label=K or label=K=V."),
+    ] = None,
+) -> None:
+    """List secrets: ID, NAME, VERSION, CREATED, UPDATED (values are never shown)."""
+    try:
+        store = _open_store(ctx, create=False)
+    except NotFoundError:
+        found: list[Any] = []  # no store yet: nothing to list
+    else:
+        with store:
+            found = store.list(filters or [])
+    if quiet:
+        for info in found:
+            typer.echo(info.id)
+    elif fmt is ListFormat.json:
+        _print_json([info.to_docker() for info in found])
+    else:
+        rows = [
+            [i.id, i.name, str(i.version), _ago(i.created_at), _ago(i.updated_at)] for i in found
+        ]
+        typer.echo(_table(rows, ["ID", "NAME", "VERSION", "CREATED", "UPDATED"]))
+
+
+@secret_app.command("inspect")
+def secret_inspect(ctx: typer.Context, names: SecretNames) -> None:
+    """Show secrets as JSON in Docker's shape, with versions, sizes and digests; never values."""
+    with _open_store(ctx, create=False) as store:
+        details = [store.inspect(name).to_docker() for name in names]
+    _print_json(details)
+
+
+@secret_app.command("rm")
+def secret_rm(ctx: typer.Context, names: SecretNames) -> None:
+    """Remove secrets (refused while a deployed stack uses them)."""
+    failure: ComposeSecretsError | None = None
+    with _open_store(ctx, create=False) as store:
+        for name in names:
+            try:
+                store.remove(name)
+            except ComposeSecretsError as exc:
+                typer.echo(f"composesecrets: error: {exc.message}", err=True)
+                failure = failure or exc
+            else:
+                typer.echo(name)
+    if failure is not None:
+        raise typer.Exit(failure.exit_code)
+
+
+@store_app.command("status")
+def store_status(ctx: typer.Context, fmt: TableOrJson = ListFormat.table) -> None:
+    """Where the store is, how it is unlocked, and what it holds (no key needed)."""
+    with _open_store(ctx, create=False) as store:
+        status = store.status().to_json()
+    if fmt is ListFormat.json:
+        _print_json(status)
+        return
+    for key, value in status.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        typer.echo(f"{key + ':':<16} {'-' if shown in (None, '') else shown}")
+
+
+@store_app.command("verify")
+def store_verify(ctx: typer.Context) -> None:
+    """Open every stored version; list any that fails authentication (exit 4)."""
+    with _open_store(ctx, create=False) as store:
+        report = store.verify()
+    for failure in report.failures:
+        typer.echo(
+            f"FAILED {failure.name} version {failure.version} ({failure.secret_id}): "
+            f"{failure.reason}"
+        )
+    if not report.ok:
+        typer.echo(f"{len(report.failures)} of {report.checked} versions failed", err=True)
+        raise typer.Exit(IntegrityError.exit_code)
+    typer.echo(f"ok: {report.checked} versions verified")
+
+
+def _report_key_change(change: Any) -> None:
+    typer.echo(f"unlock method: {change.method}; {change.versions_rewrapped} data keys re-wrapped")
+    if change.key_file:
+        typer.echo(f"key file: {change.key_file}")
+    if change.old_key_file:
+        typer.echo(
+            f"the old key file {change.old_key_file} is no longer used by this store; "
+            "delete it once no other store uses it",
+            err=True,
+        )
+    if change.generated_key:
+        # The only copy of a new environment key: shown once, as `docker swarm unlock-key
+        # --rotate` does, so that the user can put it in their CI settings.
+        typer.echo(
+            "new COMPOSESECRETS_KEY below: store it now (e.g. in your CI secret settings); "
+            "it is not shown again",
+            err=True,
+        )
+        typer.echo(change.generated_key)
+
+
+@store_app.command("rotate-key")
+def store_rotate_key(ctx: typer.Context) -> None:
+    """Make a new root key and re-wrap every data key in one transaction."""
+    with _open_store(ctx, create=False) as store:
+        change = store.rotate_key()
+    _report_key_change(change)
+
+
+class UnlockMethod(str, Enum):
+    keyfile = "keyfile"
+    env = "env"
+    passphrase = "passphrase"
+
+
+@store_app.command("change-unlock")
+def store_change_unlock(
+    ctx: typer.Context,
+    to: Annotated[UnlockMethod, typer.Argument(help="keyfile, env or passphrase.")],
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="Key file path (keyfile method).")
+    ] = None,
+) -> None:
+    """Switch between a key file, an environment key and a passphrase; data stays as it is.
+
+    The new passphrase comes from COMPOSESECRETS_NEW_PASSPHRASE or a prompt on a terminal.
+    """
+    from composesecrets.store import EnvKeyUnlock, KeyFileUnlock, PassphraseUnlock, Unlock
+
+    new: Unlock
+    if to is UnlockMethod.keyfile:
+        new = KeyFileUnlock(path=key_file, notice=_notice)
+    elif to is UnlockMethod.env:
+        new = EnvKeyUnlock()
+    else:
+        given = os.environ.get("COMPOSESECRETS_NEW_PASSPHRASE")
+        new = PassphraseUnlock(given if given else _prompt)
+    with _open_store(ctx, create=False) as store:
+        change = store.change_unlock(new)
+    _report_key_change(change)
+
+
+@store_app.command("audit")
+def store_audit(
+    ctx: typer.Context,
+    fmt: TableOrJson = ListFormat.table,
+    limit: Annotated[int | None, typer.Option("--limit", help="Newest N entries.")] = None,
+) -> None:
+    """Print the append-only audit log: who did what, when (never a value)."""
+    with _open_store(ctx, create=False) as store:
+        entries = store.audit(limit=limit)
+    if fmt is ListFormat.json:
+        _print_json([e.to_json() for e in entries])
+        return
+    rows = [[str(e.seq), e.to_json()["At"], e.who, e.action, e.target, e.detail] for e in entries]
+    typer.echo(_table(rows, ["SEQ", "AT", "WHO", "ACTION", "TARGET", "DETAIL"]))
 
 
 def _fail(exc: ComposeSecretsError) -> NoReturn:
