@@ -122,27 +122,35 @@ def absolute_target(target: str) -> str:
 
 
 def secret_ref(item: Any, index: int) -> SecretRef | None:
-    """Normalise one entry of a service's ``secrets:`` list (None if it has no usable source)."""
+    """Normalise one entry of a service's ``secrets:`` list (None if it is not one).
+
+    Empty strings count as absent, as in Docker: ``uid: ""`` is uid "0", ``target: ""`` the
+    source key. A long-syntax entry without ``source`` is kept with an empty source (Docker
+    keeps it too; the strict check ``missing-source`` reports it).
+    """
     if isinstance(item, str):
         return SecretRef(item, absolute_target(item), DEFAULT_UID, DEFAULT_GID, DEFAULT_MODE, index)
     if not isinstance(item, Mapping):
         return None
     source = item.get("source")
-    if not isinstance(source, str):
-        return None
+    source = source if isinstance(source, str) else ""
     target = item.get("target")
     target = target if isinstance(target, str) and target else source
     mode = item.get("mode")
+    if not isinstance(mode, (int, float)) or isinstance(mode, bool):
+        mode = DEFAULT_MODE
     return SecretRef(
         source=source,
         target=absolute_target(target),
-        uid=str(item["uid"]) if item.get("uid") is not None else DEFAULT_UID,
-        gid=str(item["gid"]) if item.get("gid") is not None else DEFAULT_GID,
-        mode=int(mode)
-        if isinstance(mode, (int, float)) and not isinstance(mode, bool)
-        else DEFAULT_MODE,
+        uid=_text_or(item.get("uid"), DEFAULT_UID),
+        gid=_text_or(item.get("gid"), DEFAULT_GID),
+        mode=int(mode),
         index=index,
     )
+
+
+def _text_or(value: Any, default: str) -> str:
+    return default if value is None or value == "" else str(value)
 
 
 def labels_dict(labels: Any) -> dict[str, str]:
@@ -168,7 +176,7 @@ def secret_def(key: str, raw: Any, working_dir: Path, stack_name: str | None = N
     if not isinstance(name, str) or not name:
         name = key if external or not stack_name else f"{stack_name}_{key}"
     file: Path | None = None
-    if not external:
+    if not external and not body.get("driver"):
         # Like Docker: joined onto the working directory, no '~' expansion, no existence
         # check; a definition without ``file`` resolves to the directory itself.
         raw_file = body.get("file")

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from composesecrets.compose.diagnostics import Diagnostic, Severity, make
-from composesecrets.compose.yamlload import Loc, LocDict
+from composesecrets.compose.yamlload import Loc, LocDict, substituted
 from composesecrets.model import Stack
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
@@ -56,7 +56,6 @@ class CheckContext:
     stack: Stack
     root: LocDict
     texts: Mapping[str, str]
-    substituted: set[tuple[str | int, ...]] = field(default_factory=set)
     out: list[Diagnostic] = field(default_factory=list)
     _lines: dict[str, list[str]] = field(default_factory=dict)
 
@@ -110,7 +109,7 @@ def _service_checks(ctx: CheckContext) -> None:
             if ref is None:
                 continue
             used.add(ref.source)
-            if ref.source not in stack.secrets:
+            if ref.source and ref.source not in stack.secrets:
                 defined = ", ".join(sorted(stack.secrets)) or "none"
                 ctx.add(
                     path if isinstance(item, str) else (*path, "source"),
@@ -175,7 +174,7 @@ def _long_syntax(ctx: CheckContext, path: tuple[str | int, ...], item: Mapping[s
         _target(ctx, (*path, "target"), item["target"])
     for which in ("uid", "gid"):
         value = item.get(which)
-        if isinstance(value, str) and not _NUMERIC_ID.match(value):
+        if isinstance(value, str) and value and not _NUMERIC_ID.match(value):
             ctx.add(
                 (*path, which),
                 "error",
@@ -208,7 +207,7 @@ def _target(ctx: CheckContext, path: tuple[str | int, ...], target: Any) -> None
 def _mode(ctx: CheckContext, path: tuple[str | int, ...], mode: Any) -> None:
     if not isinstance(mode, (int, float)) or isinstance(mode, bool):
         return
-    if tuple(path) in ctx.substituted:
+    if substituted(ctx.root, path):
         ctx.add(
             path,
             "error",
@@ -347,7 +346,7 @@ def _credentials(ctx: CheckContext, services: Mapping[str, Any]) -> None:
                 continue
             if value in (None, "") or not isinstance(value, (str, int, float)):
                 continue
-            if tuple(path) in ctx.substituted:
+            if substituted(ctx.root, path):
                 continue
             ctx.add(
                 path,

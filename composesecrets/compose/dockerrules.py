@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from composesecrets.compose.diagnostics import Diagnostic, make
+from composesecrets.compose.formats import is_go_duration
 from composesecrets.compose.yamlload import LocDict
 
 
@@ -33,14 +34,18 @@ def check_file(config: LocDict, version: str, filename: str) -> list[Diagnostic]
         for name, body in services.items():
             if not isinstance(body, Mapping):
                 continue
+            out += _durations(config, name, body, filename)
             for section in ("secrets", "configs"):
                 items = body.get(section)
                 for index, item in enumerate(items if isinstance(items, list) else []):
                     mode = item.get("mode") if isinstance(item, Mapping) else None
-                    numeric = isinstance(mode, (int, float)) and not isinstance(mode, bool)
                     # Docker's decoder refuses negatives (and JSON refuses inf/NaN); larger
                     # values wrap silently, which the strict mode-range check reports.
-                    if numeric and not (0 <= mode < math.inf):
+                    if (
+                        isinstance(mode, (int, float))
+                        and not isinstance(mode, bool)
+                        and not (0 <= mode < math.inf)
+                    ):
                         out.append(
                             make(
                                 config,
@@ -53,6 +58,44 @@ def check_file(config: LocDict, version: str, filename: str) -> list[Diagnostic]
                                 file=filename,
                             )
                         )
+    return out
+
+
+# Fields Docker decodes into a Go time.Duration; older schemas do not check them, the
+# decoder then fails on a string time.ParseDuration refuses.
+_DURATIONS = (
+    ("healthcheck", "interval"),
+    ("healthcheck", "timeout"),
+    ("healthcheck", "start_period"),
+    ("stop_grace_period",),
+    ("deploy", "update_config", "delay"),
+    ("deploy", "update_config", "monitor"),
+    ("deploy", "rollback_config", "delay"),
+    ("deploy", "rollback_config", "monitor"),
+    ("deploy", "restart_policy", "delay"),
+    ("deploy", "restart_policy", "window"),
+)
+
+
+def _durations(
+    config: LocDict, name: str, body: Mapping[str, Any], filename: str
+) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for path in _DURATIONS:
+        value: Any = body
+        for part in path:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and not is_go_duration(value):
+            out.append(
+                make(
+                    config,
+                    ("services", name, *path),
+                    "error",
+                    "duration",
+                    f'"{value}" is not a duration; write e.g. 30s, 1m30s or 1h',
+                    file=filename,
+                )
+            )
     return out
 
 

@@ -148,7 +148,7 @@ def _any_of(checks: list[Check]) -> Check:
 
 def _all_of(checks: list[Check]) -> Check:
     def check(v: Any) -> bool:
-        for c in checks:
+        for c in checks:  # noqa: SIM110 - a plain loop is faster than all() here
             if not c(v):
                 return False
         return True
@@ -234,10 +234,12 @@ def _array(schema: dict[str, Any], compile_node: Callable[[Any], Check]) -> list
             return len(set(seen)) == len(seen)
 
         out.append(unique)
-    for key, test in (("minItems", lambda n, m: n >= m), ("maxItems", lambda n, m: n <= m)):
-        if key in schema:
-            bound = schema[key]
-            out.append(lambda v, b=bound, t=test: not isinstance(v, list) or t(len(v), b))
+    if "minItems" in schema:
+        low: int = schema["minItems"]
+        out.append(lambda v: not isinstance(v, list) or len(v) >= low)
+    if "maxItems" in schema:
+        high: int = schema["maxItems"]
+        out.append(lambda v: not isinstance(v, list) or len(v) <= high)
     return out
 
 
@@ -252,7 +254,7 @@ def _scalar(schema: dict[str, Any]) -> list[Check]:
             if isinstance(step, float):
                 quotient = v / step
                 try:
-                    return int(quotient) == quotient
+                    return bool(int(quotient) == quotient)
                 except (OverflowError, ValueError):
                     return False
             remainder = v % step

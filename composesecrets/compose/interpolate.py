@@ -182,8 +182,6 @@ class Finding:
 @dataclass
 class InterpolationResult:
     findings: list[Finding] = field(default_factory=list)
-    # structural paths whose value came out of a substitution (for the "interpolated mode" check)
-    substituted: set[tuple[str | int, ...]] = field(default_factory=set)
 
 
 def interpolate(config: LocDict, lookup: Callable[[str], str | None]) -> InterpolationResult:
@@ -262,7 +260,7 @@ def _one(
     if sub.value == value:
         return
     if sub.substituted:
-        out.substituted.add(path)
+        parent.subst.add(index)  # for the "interpolated mode" and credential checks
     caster = _caster(dotted)
     if caster is None:
         parent[index] = sub.value

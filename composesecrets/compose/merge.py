@@ -8,7 +8,7 @@ replaced, other lists appended. Positions follow the value that won.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from composesecrets.compose.yamlload import LocDict, LocList
@@ -106,22 +106,25 @@ def _merge_mapping(base: LocDict, over: LocDict) -> LocDict:
 
 
 def _merge_keyed(base: LocList, over: LocList, keyer: Callable[[Any], Any]) -> LocList:
-    entries: dict[Any, tuple[Any, Any]] = {}
+    entries: dict[Any, tuple[LocList, int]] = {}
     for items in (base, over):
-        for item, loc in zip(items, items.locs, strict=True):
-            entries[keyer(item)] = (item, loc)
-    out = LocList(over.loc)
-    for item, loc in entries.values():
-        out.append(item)
-        out.locs.append(loc)
-    return out
+        for index, item in enumerate(items):
+            entries[keyer(item)] = (items, index)
+    return _collect(over.loc, entries.values())
 
 
 def _append(base: LocList, over: LocList) -> LocList:
-    out = LocList(base.loc)
-    out.extend(base)
-    out.extend(over)
-    out.locs = [*base.locs, *over.locs]
+    return _collect(base.loc, [(items, i) for items in (base, over) for i in range(len(items))])
+
+
+def _collect(loc: Any, picks: Iterable[tuple[LocList, int]]) -> LocList:
+    """A new list of the picked items, each with its position and substitution flag."""
+    out = LocList(loc)
+    for items, index in picks:
+        if index in items.subst:
+            out.subst.add(len(out))
+        out.append(items[index])
+        out.locs.append(items.locs[index])
     return out
 
 
@@ -130,6 +133,7 @@ def _copy(d: LocDict) -> LocDict:
     out.update(d)
     out.keylocs = dict(d.keylocs)
     out.vallocs = dict(d.vallocs)
+    out.subst = set(d.subst)
     return out
 
 
@@ -138,3 +142,7 @@ def _set(target: LocDict, key: str, value: Any, source: LocDict, source_key: str
     if source_key in source.keylocs:
         target.keylocs[key] = source.keylocs[source_key]
         target.vallocs[key] = source.vallocs[source_key]
+    if source_key in source.subst:
+        target.subst.add(key)
+    else:
+        target.subst.discard(key)

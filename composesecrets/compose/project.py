@@ -157,14 +157,13 @@ def _load_project(
     project = Project(files=[], working_dir=working_dir, stack=None)
     loaded: list[_File] = []
     texts: dict[str, str] = {}
-    substituted: set[tuple[str | int, ...]] = set()
     for spec in specs:
         display, data = _read(spec, cwd, stdin)
         project.files.append(display)
         text = yamlload.decode(data, display)
         texts[display] = text
-        root = yamlload.load(text, display)
-        file = _prepare(project, display, text, root, lookup, compat, substituted)
+        root = yamlload.load(text, display, first_document_only=compat)
+        file = _prepare(project, display, text, root, lookup, compat)
         if file is not None:
             loaded.append(file)
     if not loaded or len(loaded) != len(specs):
@@ -189,7 +188,7 @@ def _load_project(
     stack = model.build(merged, loaded[0].version, working_dir, stack_name)
     project.stack = stack
     if not compat:
-        ctx = checks.CheckContext(stack, merged, texts, substituted)
+        ctx = checks.CheckContext(stack, merged, texts)
         project.diagnostics.extend(checks.run(ctx))
     return _finish(project)
 
@@ -217,7 +216,6 @@ def _prepare(
     root: Any,
     lookup: Any,
     compat: bool,
-    substituted: set[tuple[str | int, ...]],
 ) -> _File | None:
     """Version, interpolation, schema and Docker's loader checks for one file."""
     diags = project.diagnostics
@@ -226,14 +224,14 @@ def _prepare(
         loc = getattr(root, "loc", None)
         diags.append(
             Diagnostic(
-                name,
-                loc.line if loc else 1,
-                loc.column if loc else 1,
-                "",
-                "error",
-                "yaml-root",
-                "the top level of a compose file must be a mapping (services:, secrets:, ...), "
-                f"but it is {what}",
+                file=name,
+                line=loc.line if loc else 1,
+                column=loc.column if loc else 1,
+                path="",
+                severity="error",
+                message="the top level of a compose file must be a mapping (services:, "
+                f"secrets:, ...), but it is {what}",
+                rule="yaml-root",
             )
         )
         return None
@@ -264,7 +262,6 @@ def _prepare(
         )
         return None
     result = interpolate.interpolate(root, lookup)
-    substituted.update(result.substituted)
     bad = False
     for finding in result.findings:
         severity: Severity

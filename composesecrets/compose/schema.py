@@ -23,8 +23,8 @@ _SCHEMA_DIRS = (_HERE / "schemas", _HERE.parent / "schemas")  # installed wheel,
 
 
 def normalise_version(raw: str) -> str | None:
-    """``"3"`` means the latest 3.x; returns None for a version Docker does not support."""
-    if raw == "3":
+    """``"3"`` and ``""`` mean the latest 3.x; None for a version Docker does not support."""
+    if raw in ("3", ""):
         return LATEST_VERSION
     return raw if raw in SUPPORTED_VERSIONS else None
 

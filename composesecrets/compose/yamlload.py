@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import yaml
@@ -72,26 +73,41 @@ class Loc(NamedTuple):
 
 
 class LocDict(dict[str, Any]):
-    """A mapping that remembers where it, each key and each value came from."""
+    """A mapping that remembers where it, each key and each value came from, and which
+    values came out of a variable substitution (``subst``)."""
 
-    __slots__ = ("keylocs", "loc", "vallocs")
+    __slots__ = ("keylocs", "loc", "subst", "vallocs")
 
     def __init__(self, loc: Loc | None = None) -> None:
         super().__init__()
         self.loc = loc
         self.keylocs: dict[str, Loc] = {}
         self.vallocs: dict[str, Loc] = {}
+        self.subst: set[str] = set()
 
 
 class LocList(list[Any]):
-    """A sequence that remembers where it and each item came from."""
+    """A sequence that remembers where it and each item came from, and which items came out
+    of a variable substitution (``subst``)."""
 
-    __slots__ = ("loc", "locs")
+    __slots__ = ("loc", "locs", "subst")
 
     def __init__(self, loc: Loc | None = None) -> None:
         super().__init__()
         self.loc = loc
         self.locs: list[Loc] = []
+        self.subst: set[int] = set()
+
+
+def substituted(root: Any, path: Sequence[str | int]) -> bool:
+    """Whether the value at ``path`` was produced by variable interpolation."""
+    node = root
+    for part in path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, (LocDict, LocList)) and path[-1] in node.subst
 
 
 def _go_parse_int(text: str) -> int | None:
@@ -175,7 +191,7 @@ class _Builder:
 
     def build(self, node: yaml.Node, depth: int = 0) -> Any:
         if node.__class__ is yaml.ScalarNode:
-            return self.scalar(node)  # type: ignore[arg-type]
+            return self.scalar(node)
         if depth > MAX_DEPTH:
             raise self.fail(node, f"YAML is nested more than {MAX_DEPTH} levels deep")
         key = id(node)
@@ -189,9 +205,10 @@ class _Builder:
         self._count(node)
         self._active.add(key)
         try:
-            if node.__class__ is yaml.SequenceNode:
-                return self.sequence(node, depth)  # type: ignore[arg-type]
-            return self.mapping(node, depth)  # type: ignore[arg-type]
+            if isinstance(node, yaml.SequenceNode):
+                return self.sequence(node, depth)
+            assert isinstance(node, yaml.MappingNode)
+            return self.mapping(node, depth)
         finally:
             self._active.discard(key)
             self._built.add(key)
@@ -305,14 +322,21 @@ def decode(data: bytes, filename: str) -> str:
         ) from None
 
 
-def load(text: str, filename: str) -> Any:
-    """Parse one YAML document; returns LocDict/LocList/scalar, or None for an empty file."""
+def load(text: str, filename: str, *, first_document_only: bool = False) -> Any:
+    """Parse one YAML document; returns LocDict/LocList/scalar, or None for an empty file.
+
+    A stream of several documents is refused, unless ``first_document_only`` (Docker's own
+    behaviour, for ``--compat``): then the first document is used and the rest not even parsed.
+    """
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise ParseError(filename, line, 1, "the file contains NUL bytes; it is not a text file")
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        if first_document_only:
+            node = loader.get_node() if loader.check_node() else None
+        else:
+            node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, filename, text) from None
     except yaml.YAMLError as exc:
