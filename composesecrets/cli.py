@@ -13,13 +13,11 @@ import traceback
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from composesecrets import __version__
-from composesecrets.compose import diagnostics as diag
-from composesecrets.compose.project import Project, load_project
 from composesecrets.errors import (
     ComposeSecretsError,
     IntegrityError,
@@ -29,6 +27,10 @@ from composesecrets.errors import (
     StoreLockedError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from composesecrets.compose import diagnostics as diag
+    from composesecrets.compose.project import Project
 
 app = typer.Typer(
     name="composesecrets",
@@ -122,6 +124,9 @@ def _load(
     env_file: Path | None,
     stack: str | None,
 ) -> Project:
+    # imported here so that the secret and store commands do not pay for the compose loader
+    from composesecrets.compose.project import load_project
+
     return load_project(files or [], compat=compat, env_file=env_file, stack_name=stack)
 
 
@@ -149,6 +154,8 @@ def validate(
     if files and compose_file:
         raise UsageError("give files either with -c (merged) or as arguments (one by one)")
     groups = [[f] for f in files] if files else [compose_file or []]
+    from composesecrets.compose import diagnostics as diag
+
     found: list[diag.Diagnostic] = []
     names: list[str] = []
     code = 0
@@ -179,6 +186,8 @@ def validate(
 
 
 def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat) -> None:
+    from composesecrets.compose import diagnostics as diag
+
     if fmt is ValidateFormat.json:
         typer.echo(diag.render_json(found))
     elif found:
@@ -199,7 +208,9 @@ def config(
     """Print the normalised configuration, secrets in long form with Docker's defaults."""
     project = _load(compose_file, compat=compat, env_file=env_file, stack=stack)
     if project.diagnostics:
-        typer.echo(diag.render_text(project.diagnostics), err=True)
+        from composesecrets.compose.diagnostics import render_text
+
+        typer.echo(render_text(project.diagnostics), err=True)
     if project.errors or project.stack is None:
         typer.echo("composesecrets: not printing an invalid configuration", err=True)
         raise typer.Exit(1)

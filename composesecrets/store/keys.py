@@ -306,7 +306,8 @@ def kek_for_existing(
                 )
             unlock = KeyFileUnlock(notice=unlock.notice)
         else:
-            unlock = PassphraseUnlock(passphrase=unlock.prompt)
+            # The environment first, as the AutoUnlock docstring promises; then the prompt.
+            unlock = PassphraseUnlock(passphrase=environ.get(ENV_PASSPHRASE) or unlock.prompt)
     if isinstance(unlock, PassphraseUnlock):
         if raw or kdf is None:
             raise StoreLockedError(

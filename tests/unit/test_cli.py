@@ -387,7 +387,7 @@ def test_internal_errors_are_reported_without_traceback(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "load_project", boom)
+    monkeypatch.setattr("composesecrets.compose.project.load_project", boom)
     monkeypatch.delenv("COMPOSESECRETS_DEBUG", raising=False)
     (here / "c.yml").write_text(GOOD)
     result = run(["validate", "-c", "c.yml"], internal=True)
