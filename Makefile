@@ -7,7 +7,7 @@
 #   make lint             ruff + mypy --strict
 #   make bench            benchmarks (reports, not tests); BENCH_ARGS=--quick for a short pass
 #   make example-secrets  random secret files for examples/wordpress (gitignored, mode 0600)
-#   make demo             validate and print the normalised examples/wordpress stack
+#   make demo             the README's main job: validate, deploy the simple example, tear down
 #   make clean            remove caches and build output (keeps .venv; `make distclean` drops it)
 
 SHELL := /bin/bash
@@ -63,10 +63,10 @@ $(EXAMPLE_SECRETS):
 
 example-secrets: $(EXAMPLE_SECRETS)
 
-# Placeholder until the CLI lands: validate then print the normalised stack.
-demo: venv example-secrets
-	cd $(EXAMPLE_DIR) && $(abspath $(VENV))/bin/composesecrets validate
-	cd $(EXAMPLE_DIR) && $(abspath $(VENV))/bin/composesecrets config
+# The README's main job: validate the WordPress example, deploy the guide's simple example on
+# the local test image, show its secrets' owners and modes, then tear everything down.
+demo: venv engine example-secrets
+	scripts/demo.sh
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist bench/out

@@ -25,7 +25,7 @@ from typing import Final
 
 from jsonschema import FormatChecker
 
-__all__ = ["FORMAT_CHECKER", "is_docker_port_spec", "is_go_duration"]
+__all__ = ["FORMAT_CHECKER", "is_docker_port_spec", "is_go_duration", "parse_go_duration"]
 
 # Nanoseconds per unit, as in Go's time.unitMap. Both micro signs are accepted:
 # U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU.
@@ -84,26 +84,40 @@ def is_go_duration(value: str) -> bool:
     nanoseconds. Examples: ``"1h2m3.5s"``, ``"300ms"``, ``"-1.5h"``, ``"0"``; not ``""``,
     ``"10"``, ``"1d"``, ``"1 s"`` or ``"."``.
     """
-    if not isinstance(value, str):
-        return False
+    return isinstance(value, str) and _duration_ns(value) is not None
+
+
+def parse_go_duration(value: str) -> int:
+    """Go's ``time.ParseDuration(value)`` as a signed count of nanoseconds.
+
+    ``"1m30s"`` is 90_000_000_000, ``"1.5ms"`` 1_500_000, ``"-2s"`` -2_000_000_000. Raises
+    :class:`ValueError` for anything :func:`is_go_duration` rejects.
+    """
+    result = _duration_ns(value) if isinstance(value, str) else None
+    if result is None:
+        raise ValueError(f"not a Go duration: {value!r}")
+    return result
+
+
+def _duration_ns(value: str) -> int | None:
     s = value
     neg = False
     if s and s[0] in "+-":
         neg = s[0] == "-"
         s = s[1:]
     if s == "0":
-        return True
+        return 0
     if not s:
-        return False
+        return None
     total = 0
     i = 0
     while i < len(s):
         if not (s[i] == "." or s[i] in _DIGITS):
-            return False
+            return None
         start = i
         parsed = _leading_int(s, i)
         if parsed is None:
-            return False
+            return None
         whole, i = parsed
         has_int = i != start
         frac, scale, has_frac = 0, 1.0, False
@@ -112,25 +126,27 @@ def is_go_duration(value: str) -> bool:
             has_frac = after != i + 1
             i = after
         if not has_int and not has_frac:
-            return False  # no digits, as in ".s"
+            return None  # no digits, as in ".s"
         unit_start = i
         while i < len(s) and s[i] != "." and s[i] not in _DIGITS:
             i += 1
         unit = _UNITS.get(s[unit_start:i])
         if unit is None:  # missing or unknown unit
-            return False
+            return None
         if whole > _LIMIT // unit:
-            return False
+            return None
         whole *= unit
         if frac > 0:
             # Go adds the fraction through a float64 and truncates: do the same.
             whole += int(float(frac) * (float(unit) / scale))
             if whole > _LIMIT:
-                return False
+                return None
         total += whole
         if total > _LIMIT:
-            return False
-    return neg or total <= _LIMIT - 1
+            return None
+    if neg:
+        return -total
+    return total if total <= _LIMIT - 1 else None
 
 
 # --------------------------------------------------------------------------- ports

@@ -1,0 +1,248 @@
+"""Stack operations: the library API behind ``composesecrets stack ...``.
+
+``deploy`` loads and validates the compose files strictly, resolves every secret against
+the encrypted store (``file:`` secrets are imported as ``<STACK>_<key>``, a changed file
+becomes a new version; ``external`` ones must exist), asks the backend to refuse what
+cannot work, and only then changes the store and the engine. The deployment (services and
+secret versions in use) is recorded in the store so that ``secret rm`` refuses secrets in use.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composesecrets import model
+from composesecrets.backends import (
+    Backend,
+    ContainerInfo,
+    DeployRequest,
+    DeployResult,
+    Progress,
+    RemoveResult,
+    ServiceSecrets,
+    get_backend,
+)
+from composesecrets.compose.diagnostics import Diagnostic
+from composesecrets.errors import InvalidComposeError, NotFoundError
+from composesecrets.store import Store, Usage
+
+BACKEND_LABEL = "io.composesecrets.stack"
+
+
+@dataclass(frozen=True)
+class StackDeployment:
+    """The outcome of ``deploy``."""
+
+    stack: str
+    backend: str
+    result: DeployResult
+    warnings: tuple[str, ...] = ()
+    imported: tuple[str, ...] = ()  # store secrets created or given a new version
+
+
+@dataclass(frozen=True)
+class StackSummary:
+    name: str
+    services: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class ServiceSummary:
+    name: str
+    image: str
+    replicas: int
+    running: int
+
+
+@dataclass
+class DeployOptions:
+    files: Sequence[str] = ()
+    env_file: str | Path | None = None
+    backend: str = "engine"
+    delivery: str = "tmpfs"
+    store_dir: Path | None = None
+    store_opener: Callable[[], Store] | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def _open_store(options: DeployOptions) -> Store:
+    if options.store_opener is not None:
+        return options.store_opener()
+    return Store.open(options.store_dir)
+
+
+def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeployment:
+    """Validate, resolve secrets, then converge the backend to the compose files."""
+    from composesecrets.backends.containerspec import stack_specs
+    from composesecrets.compose.project import load_project
+
+    project = load_project(options.files, env_file=options.env_file, stack_name=stack, compat=False)
+    options.diagnostics[:] = project.diagnostics
+    if project.errors or project.stack is None:
+        raise InvalidComposeError(
+            f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed"
+        )
+    loaded = project.stack
+    services, networks, volumes = stack_specs(loaded, stack)
+    notes = [w for spec in services.values() for w in spec.warnings]
+    notes += [w for net in networks.values() for w in net.warnings]
+    notes += [w for vol in volumes.values() for w in vol.warnings]
+    warnings = [d.text() for d in project.warnings] + [f"warning: {w}" for w in notes]
+    backend = get_backend(options.backend)
+    used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
+    with _open_store(options) as store:
+        _check_external(store, loaded, used)
+        skeleton = DeployRequest(stack, services, networks, volumes, {}, options.delivery)
+        backend.preflight(skeleton)
+        imported = _import_file_secrets(store, loaded, stack, used, progress)
+        secrets, usages = _secret_files(store, loaded, stack)
+        request = DeployRequest(stack, services, networks, volumes, secrets, options.delivery)
+        result = backend.deploy(request, progress)
+        store.record_usage(stack, backend.name, usages)
+    return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
+
+
+def _check_external(store: Store, stack: model.Stack, used: set[str]) -> None:
+    missing = []
+    for key, definition in stack.secrets.items():
+        if definition.external and key in used:
+            try:
+                store.inspect(definition.name)
+            except NotFoundError:
+                missing.append(definition.name)
+    if missing:
+        names = ", ".join(sorted(missing))
+        raise NotFoundError(
+            f"external secret(s) not in the store: {names}; nothing was deployed",
+            hint="create them first: composesecrets secret create NAME FILE",
+        )
+
+
+def _import_file_secrets(
+    store: Store, stack: model.Stack, stack_name: str, used: set[str], progress: Progress
+) -> list[str]:
+    """Import each used ``file:`` secret; a changed content becomes a new version."""
+    from composesecrets.store import read_value
+
+    changed = []
+    for key, definition in stack.secrets.items():
+        if definition.external or definition.file is None or key not in used:
+            continue
+        value = read_value(definition.file)
+        labels = {**definition.labels, BACKEND_LABEL: stack_name}
+        try:
+            current = store.get(definition.name, reason=f"deploy {stack_name}: compare")
+        except NotFoundError:
+            progress(definition.name, "importing secret")
+            store.create(definition.name, value, labels)
+            changed.append(definition.name)
+            continue
+        if not hmac.compare_digest(current, value):
+            progress(definition.name, "new secret version")
+            store.rotate(definition.name, value)
+            changed.append(definition.name)
+    return changed
+
+
+def _secret_files(
+    store: Store, stack: model.Stack, stack_name: str
+) -> tuple[dict[str, ServiceSecrets], list[Usage]]:
+    from composesecrets.backends.delivery import SecretFile
+
+    out: dict[str, ServiceSecrets] = {}
+    usages: list[Usage] = []
+    cache: dict[str, tuple[bytes, int]] = {}
+    for name, service in stack.services.items():
+        files = []
+        versions = []
+        for ref in service.secrets:
+            definition = stack.secrets[ref.source]
+            if definition.name not in cache:
+                info = store.inspect(definition.name).info
+                value = store.get(definition.name, info.version, reason=f"deploy {stack_name}")
+                cache[definition.name] = (value, info.version)
+            value, version = cache[definition.name]
+            files.append(
+                SecretFile(ref.source, ref.target, int(ref.uid), int(ref.gid), ref.mode, value)
+            )
+            versions.append((definition.name, version))
+            usages.append(Usage(definition.name, name, version))
+        out[name] = ServiceSecrets(tuple(files), tuple(versions))
+    return out, usages
+
+
+def remove(
+    stack: str,
+    *,
+    keep_secrets: bool = False,
+    store_opener: Callable[[], Store] | None = None,
+    store_dir: Path | None = None,
+    progress: Progress,
+) -> RemoveResult:
+    """Remove the stack from the engine, then (unless ``keep_secrets``) its own store secrets."""
+    opener = store_opener or (lambda: Store.open(store_dir, create=False))
+    try:
+        store: Store | None = opener()
+    except NotFoundError:
+        store = None  # no store yet: only the engine side can exist
+    try:
+        records = store.usages(stack=stack) if store is not None else []
+        backend = get_backend(records[0].backend if records else "engine")
+        result = backend.remove(stack, progress)
+        if store is not None:
+            store.clear_usage(stack)
+            if not keep_secrets:
+                for info in store.list([f"label={BACKEND_LABEL}={stack}"]):
+                    if not store.usages(secret=info.name):
+                        progress(info.name, "removing secret")
+                        store.remove(info.name)
+    finally:
+        if store is not None:
+            store.close()
+    return result
+
+
+def stacks(backend: Backend | None = None, store_dir: Path | None = None) -> list[StackSummary]:
+    backend = backend or get_backend("engine")
+    services: dict[str, set[str]] = {}
+    for name in backend.stacks():
+        services[name] = {c.service for c in backend.containers(name)}
+    return [StackSummary(n, len(s), backend.name) for n, s in sorted(services.items())]
+
+
+def containers(stack: str, backend: Backend | None = None) -> list[ContainerInfo]:
+    backend = backend or get_backend("engine")
+    found = backend.containers(stack)
+    if not found:
+        raise NotFoundError(f"nothing of stack {stack} runs on the engine")
+    return found
+
+
+def services(stack: str, backend: Backend | None = None) -> list[ServiceSummary]:
+    grouped: dict[str, list[ContainerInfo]] = {}
+    for info in containers(stack, backend):
+        grouped.setdefault(info.service, []).append(info)
+    return [
+        ServiceSummary(
+            name=f"{stack}_{name}",
+            image=items[0].image,
+            replicas=len(items),
+            running=sum(i.state == "running" for i in items),
+        )
+        for name, items in sorted(grouped.items())
+    ]
+
+
+def describe(result: Any) -> str:
+    """One line summing up a deploy result."""
+    parts = []
+    for label in ("created", "recreated", "unchanged", "removed"):
+        items = getattr(result, label, ())
+        if items:
+            parts.append(f"{len(items)} {label}")
+    return ", ".join(parts) or "nothing to do"

@@ -1,0 +1,210 @@
+"""Stack deploy/remove logic against the in-memory fake backend and a real store."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from composesecrets import stacks
+from composesecrets.backends.fake import FakeBackend
+from composesecrets.errors import (
+    BackendError,
+    ConflictError,
+    DeployFailedError,
+    InvalidComposeError,
+    NotFoundError,
+)
+from composesecrets.store import EnvKeyUnlock, Store
+
+KEY = base64.b64encode(os.urandom(32)).decode()
+
+COMPOSE = """\
+version: "3.8"
+services:
+  web:
+    image: busybox:test
+    command: ["sleep", "3600"]
+    secrets:
+      - db_password
+      - source: db_password
+        target: copy.txt
+        uid: "1000"
+        gid: "1001"
+        mode: 0400
+      - source: api_key
+        target: /etc/app/key.pem
+  worker:
+    image: busybox:test
+    depends_on: [web]
+    deploy:
+      replicas: 2
+    secrets:
+      - db_password
+secrets:
+  db_password:
+    file: ./db_password.txt
+  api_key:
+    external: true
+"""
+
+
+@pytest.fixture
+def fake() -> FakeBackend:
+    return FakeBackend.reset()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    (tmp_path / "db_password.txt").write_bytes(b"CANARY-db-v1")
+    return tmp_path
+
+
+def opener(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "store", unlock=EnvKeyUnlock(key=KEY))
+
+
+def options(project: Path) -> stacks.DeployOptions:
+    return stacks.DeployOptions(
+        files=[str(project / "compose.yaml")],
+        backend="fake",
+        store_opener=lambda: opener(project),
+    )
+
+
+def progress(subject: str, what: str) -> None:
+    pass
+
+
+def with_external(project: Path) -> None:
+    with opener(project) as store:
+        store.create("api_key", b"CANARY-api")
+
+
+def test_deploy_imports_file_secrets_and_delivers_each_reference(
+    project: Path, fake: FakeBackend
+) -> None:
+    with_external(project)
+    outcome = stacks.deploy("shop", options(project), progress)
+    assert sorted(outcome.result.created) == ["shop_web_1", "shop_worker_1", "shop_worker_2"]
+    assert outcome.imported == ("shop_db_password",)
+    web = fake.containers_by_stack["shop"]["shop_web_1"]
+    got = [(f.target, f.uid, f.gid, f.mode, f.value) for f in web.files]
+    assert got == [
+        ("/run/secrets/db_password", 0, 0, 0o444, b"CANARY-db-v1"),
+        ("/run/secrets/copy.txt", 1000, 1001, 0o400, b"CANARY-db-v1"),
+        ("/etc/app/key.pem", 0, 0, 0o444, b"CANARY-api"),
+    ]
+    with opener(project) as store:
+        assert store.get("shop_db_password") == b"CANARY-db-v1"
+        assert store.inspect("shop_db_password").info.labels["io.composesecrets.stack"] == "shop"
+        users = {(u.secret_name, u.service) for u in store.usages(stack="shop")}
+        assert users == {
+            ("shop_db_password", "web"),
+            ("shop_db_password", "worker"),
+            ("api_key", "web"),
+        }
+        with pytest.raises(ConflictError, match="shop"):
+            store.remove("api_key")
+
+
+def test_redeploy_unchanged_keeps_everything(project: Path, fake: FakeBackend) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    again = stacks.deploy("shop", options(project), progress)
+    assert again.result.created == () and again.result.recreated == ()
+    assert len(again.result.unchanged) == 3
+    assert again.imported == ()
+
+
+def test_changed_secret_file_is_a_new_version_and_recreates_its_users(
+    project: Path, fake: FakeBackend
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").write_bytes(b"CANARY-db-v2")
+    again = stacks.deploy("shop", options(project), progress)
+    assert sorted(again.result.recreated) == ["shop_web_1", "shop_worker_1", "shop_worker_2"]
+    with opener(project) as store:
+        assert store.inspect("shop_db_password").info.version == 2
+        assert {u.version for u in store.usages(secret="shop_db_password")} == {2}
+    values = {f.value for f in fake.containers_by_stack["shop"]["shop_worker_2"].files}
+    assert values == {b"CANARY-db-v2"}
+
+
+def test_missing_external_secret_changes_nothing(project: Path, fake: FakeBackend) -> None:
+    with pytest.raises(NotFoundError, match="api_key"):
+        stacks.deploy("shop", options(project), progress)
+    assert fake.containers_by_stack == {}
+    with opener(project) as store:
+        assert store.list() == []
+
+
+def test_invalid_compose_changes_nothing(project: Path, fake: FakeBackend) -> None:
+    invalid = COMPOSE.replace("      - db_password\nsecrets:", "      - nope\nsecrets:")
+    assert invalid != COMPOSE
+    (project / "compose.yaml").write_text(invalid)
+    opts = options(project)
+    with pytest.raises(InvalidComposeError):
+        stacks.deploy("shop", opts, progress)
+    assert any(d.rule == "undefined-secret" for d in opts.diagnostics)
+    assert fake.containers_by_stack == {}
+    assert not (project / "store").exists()
+
+
+def test_unknown_image_is_refused_before_the_store_changes(
+    project: Path, fake: FakeBackend
+) -> None:
+    with_external(project)
+    fake.images = {"other:1"}
+    with pytest.raises(BackendError, match="busybox:test"):
+        stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        assert [i.name for i in store.list()] == ["api_key"]
+
+
+def test_failed_deploy_records_no_usage(project: Path, fake: FakeBackend) -> None:
+    with_external(project)
+    fake.fail_service = "worker"
+    with pytest.raises(DeployFailedError):
+        stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        assert store.usages(stack="shop") == []
+
+
+def test_stack_rm_removes_own_secrets_but_not_external_ones(
+    project: Path, fake: FakeBackend
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
+    assert fake.containers("shop") == []
+    with opener(project) as store:
+        assert [i.name for i in store.list()] == ["api_key"]
+        assert store.usages(stack="shop") == []
+        store.remove("api_key")  # no longer in use
+    # idempotent
+    stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
+
+
+def test_stack_rm_keep_secrets(project: Path, fake: FakeBackend) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    stacks.remove(
+        "shop", keep_secrets=True, store_opener=lambda: opener(project), progress=progress
+    )
+    with opener(project) as store:
+        assert sorted(i.name for i in store.list()) == ["api_key", "shop_db_password"]
+
+
+def test_removed_service_is_removed_on_redeploy(project: Path, fake: FakeBackend) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    text = COMPOSE.split("  worker:")[0] + "secrets:" + COMPOSE.split("\nsecrets:")[1]
+    (project / "compose.yaml").write_text(text)
+    again = stacks.deploy("shop", options(project), progress)
+    assert sorted(again.result.removed) == ["shop_worker_1", "shop_worker_2"]
+    assert [c.name for c in fake.containers("shop")] == ["shop_web_1"]
