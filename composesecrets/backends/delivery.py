@@ -119,7 +119,9 @@ def write_container_files(directory: Path, files: Iterable[SecretFile]) -> dict[
     """(Re)write a container's secret directory; returns target -> host file path."""
     if directory.exists():
         remove_directory(directory)
-    directory.mkdir(mode=0o700, parents=True)
+    directory.parent.mkdir(mode=0o700, exist_ok=True)  # the stack's directory (shared)
+    os.chmod(directory.parent, 0o700)
+    directory.mkdir(mode=0o700)
     os.chmod(directory, 0o700)
     placed: dict[str, Path] = {}
     try:

@@ -501,6 +501,8 @@ class EngineBackend:
                 container.remove(force=True)
         for directory in run.created_dirs:
             tmpfs.remove_directory(directory)
+            with contextlib.suppress(OSError):
+                directory.parent.rmdir()  # the stack's directory, when nothing else is in it
         for container in run.stopped:
             with quiet:
                 container.start()
