@@ -97,11 +97,15 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
     used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
     with _open_store(options) as store:
         _check_external(store, loaded, used)
-        skeleton = DeployRequest(stack, services, networks, volumes, {}, options.delivery)
+        skeleton = DeployRequest(
+            stack, services, networks, volumes, {}, options.delivery, model=loaded
+        )
         backend.preflight(skeleton)
         imported = _import_file_secrets(store, loaded, stack, used, progress)
         secrets, usages = _secret_files(store, loaded, stack)
-        request = DeployRequest(stack, services, networks, volumes, secrets, options.delivery)
+        request = DeployRequest(
+            stack, services, networks, volumes, secrets, options.delivery, model=loaded
+        )
         result = backend.deploy(request, progress)
         store.record_usage(stack, backend.name, usages)
     return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))

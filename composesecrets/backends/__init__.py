@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from composesecrets.backends.containerspec import NetworkSpec, ServiceSpec, VolumeSpec
     from composesecrets.backends.delivery import SecretFile
+    from composesecrets.model import Stack
 
 Progress = Callable[[str, str], None]  # (service or object, what happens)
 
@@ -35,6 +36,7 @@ class DeployRequest:
     volumes: Mapping[str, VolumeSpec]
     secrets: Mapping[str, ServiceSecrets]
     delivery: str = "tmpfs"  # or "copy": written into the container before it starts
+    model: Stack | None = None  # the normalised compose stack, for backends that translate it
 
 
 @dataclass(frozen=True)
