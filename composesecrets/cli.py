@@ -652,11 +652,11 @@ def stack_rm(
 
 
 @stack_app.command("ls")
-def stack_ls(fmt: TableOrJson = ListFormat.table) -> None:
-    """List stacks on the engine."""
+def stack_ls(ctx: typer.Context, fmt: TableOrJson = ListFormat.table) -> None:
+    """List stacks on the engine (and on the swarm, when the engine is a swarm manager)."""
     from composesecrets import stacks
 
-    found = stacks.stacks()
+    found = stacks.stacks(lambda: _open_store(ctx, create=False))
     if fmt is ListFormat.json:
         _print_json([{"Name": s.name, "Services": s.services, "Backend": s.backend} for s in found])
         return
@@ -665,11 +665,11 @@ def stack_ls(fmt: TableOrJson = ListFormat.table) -> None:
 
 
 @stack_app.command("ps")
-def stack_ps(stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
+def stack_ps(ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
     """One line per container: name, image, state and the secrets mounted."""
     from composesecrets import stacks
 
-    found = stacks.containers(stack)
+    found = stacks.containers(stack, lambda: _open_store(ctx, create=False))
     if fmt is ListFormat.json:
         _print_json(
             [
@@ -689,11 +689,13 @@ def stack_ps(stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
 
 
 @stack_app.command("services")
-def stack_services(stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
+def stack_services(
+    ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table
+) -> None:
     """One line per service: name, replicas running/wanted, image."""
     from composesecrets import stacks
 
-    found = stacks.services(stack)
+    found = stacks.services(stack, lambda: _open_store(ctx, create=False))
     if fmt is ListFormat.json:
         _print_json(
             [

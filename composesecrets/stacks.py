@@ -17,7 +17,6 @@ from typing import Any
 
 from composesecrets import model
 from composesecrets.backends import (
-    Backend,
     ContainerInfo,
     DeployRequest,
     DeployResult,
@@ -186,6 +185,7 @@ def remove(
     keep_secrets: bool = False,
     store_opener: Callable[[], Store] | None = None,
     store_dir: Path | None = None,
+    backend_name: str | None = None,
     progress: Progress,
 ) -> RemoveResult:
     """Remove the stack from the engine, then (unless ``keep_secrets``) its own store secrets."""
@@ -196,7 +196,7 @@ def remove(
         store = None  # no store yet: only the engine side can exist
     try:
         records = store.usages(stack=stack) if store is not None else []
-        backend = get_backend(records[0].backend if records else "engine")
+        backend = get_backend(backend_name or (records[0].backend if records else "engine"))
         result = backend.remove(stack, progress)
         if store is not None:
             store.clear_usage(stack)
@@ -211,25 +211,51 @@ def remove(
     return result
 
 
-def stacks(backend: Backend | None = None, store_dir: Path | None = None) -> list[StackSummary]:
-    backend = backend or get_backend("engine")
-    services: dict[str, set[str]] = {}
-    for name in backend.stacks():
-        services[name] = {c.service for c in backend.containers(name)}
-    return [StackSummary(n, len(s), backend.name) for n, s in sorted(services.items())]
+def _recorded_backend(stack: str, store_opener: Callable[[], Store] | None) -> str:
+    """The backend a stack was deployed with, as the store recorded it (default engine)."""
+    if store_opener is None:
+        return "engine"
+    try:
+        with store_opener() as store:
+            records = store.usages(stack=stack)
+    except NotFoundError:
+        return "engine"
+    return records[0].backend if records else "engine"
 
 
-def containers(stack: str, backend: Backend | None = None) -> list[ContainerInfo]:
-    backend = backend or get_backend("engine")
+def stacks(store_opener: Callable[[], Store] | None = None) -> list[StackSummary]:
+    """Stacks found on every backend that answers (a non-swarm engine has no swarm stacks)."""
+    from composesecrets.backends import BACKENDS
+    from composesecrets.errors import BackendError
+
+    found: dict[str, StackSummary] = {}
+    for name in BACKENDS:
+        backend = get_backend(name)
+        try:
+            names = backend.stacks()
+        except BackendError:
+            if name == "engine":
+                raise
+            continue  # e.g. the swarm backend on an engine that is not a manager
+        for stack in names:
+            if stack in found:
+                continue
+            services = {c.service for c in backend.containers(stack)}
+            found[stack] = StackSummary(stack, len(services), backend.name)
+    return [found[name] for name in sorted(found)]
+
+
+def containers(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ContainerInfo]:
+    backend = get_backend(_recorded_backend(stack, store_opener))
     found = backend.containers(stack)
     if not found:
-        raise NotFoundError(f"nothing of stack {stack} runs on the engine")
+        raise NotFoundError(f"nothing of stack {stack} runs on the {backend.name} backend")
     return found
 
 
-def services(stack: str, backend: Backend | None = None) -> list[ServiceSummary]:
+def services(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ServiceSummary]:
     grouped: dict[str, list[ContainerInfo]] = {}
-    for info in containers(stack, backend):
+    for info in containers(stack, store_opener):
         grouped.setdefault(info.service, []).append(info)
     return [
         ServiceSummary(

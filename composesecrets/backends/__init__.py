@@ -93,14 +93,8 @@ def _engine() -> Backend:
     return EngineBackend()
 
 
-def _fake() -> Backend:
-    from composesecrets.backends.fake import FakeBackend
-
-    return FakeBackend.shared()
-
-
-# name -> factory; "fake" is the in-memory backend the unit tests use
-BACKENDS: dict[str, Callable[[], Backend]] = {"engine": _engine, "fake": _fake}
+# name -> factory (unit tests add the in-memory "fake" backend here)
+BACKENDS: dict[str, Callable[[], Backend]] = {"engine": _engine}
 
 
 def get_backend(name: str) -> Backend:
@@ -108,6 +102,6 @@ def get_backend(name: str) -> Backend:
     if factory is None:
         from composesecrets.errors import UsageError
 
-        names = ", ".join(n for n in BACKENDS if n != "fake")
+        names = ", ".join(BACKENDS)
         raise UsageError(f'unknown backend "{name}" (available: {names})')
     return factory()

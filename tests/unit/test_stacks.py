@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from composesecrets import stacks
+from composesecrets.backends import BACKENDS
 from composesecrets.backends.fake import FakeBackend
 from composesecrets.errors import (
     BackendError,
@@ -52,8 +53,10 @@ secrets:
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend.reset()
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
+    backend = FakeBackend.reset()
+    monkeypatch.setitem(BACKENDS, "fake", FakeBackend.shared)
+    return backend
 
 
 @pytest.fixture
