@@ -9,8 +9,11 @@ secret versions in use) is recorded in the store so that ``secret rm`` refuses s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hmac
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +97,7 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
     warnings = [d.text() for d in project.warnings] + [f"warning: {w}" for w in notes]
     backend = get_backend(options.backend)
     used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
-    with _open_store(options) as store:
+    with _open_store(options) as store, stack_lock(store, stack):
         _check_external(store, loaded, used)
         skeleton = DeployRequest(
             stack, services, networks, volumes, {}, options.delivery, model=loaded
@@ -108,6 +111,19 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
         result = backend.deploy(request, progress)
         store.record_usage(stack, backend.name, usages)
     return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
+
+
+@contextlib.contextmanager
+def stack_lock(store: Store, stack: str) -> Iterator[None]:
+    """One deploy or removal of a stack at a time (an flock on a file in the store dir)."""
+    directory = store.directory / "locks"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _check_external(store: Store, stack: model.Stack, used: set[str]) -> None:
@@ -194,7 +210,10 @@ def remove(
         store: Store | None = opener()
     except NotFoundError:
         store = None  # no store yet: only the engine side can exist
-    try:
+    with contextlib.ExitStack() as cleanup:
+        if store is not None:
+            cleanup.enter_context(store)
+            cleanup.enter_context(stack_lock(store, stack))
         records = store.usages(stack=stack) if store is not None else []
         backend = get_backend(backend_name or (records[0].backend if records else "engine"))
         result = backend.remove(stack, progress)
@@ -205,9 +224,6 @@ def remove(
                     if not store.usages(secret=info.name):
                         progress(info.name, "removing secret")
                         store.remove(info.name)
-    finally:
-        if store is not None:
-            store.close()
     return result
 
 

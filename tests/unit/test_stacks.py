@@ -211,3 +211,22 @@ def test_removed_service_is_removed_on_redeploy(project: Path, fake: FakeBackend
     again = stacks.deploy("shop", options(project), progress)
     assert sorted(again.result.removed) == ["shop_worker_1", "shop_worker_2"]
     assert [c.name for c in fake.containers("shop")] == ["shop_web_1"]
+
+
+def test_deploys_of_one_stack_wait_for_each_other(project: Path, fake: FakeBackend) -> None:
+    import threading
+
+    with_external(project)
+    finished = threading.Event()
+
+    def deploy() -> None:
+        stacks.deploy("shop", options(project), progress)
+        finished.set()
+
+    with opener(project) as store, stacks.stack_lock(store, "shop"):
+        worker = threading.Thread(target=deploy)
+        worker.start()
+        assert not finished.wait(0.5), "deploy ran while another held the stack's lock"
+    worker.join(timeout=30)
+    assert finished.is_set()
+    assert len(fake.containers("shop")) == 3
