@@ -249,6 +249,10 @@ class EngineBackend:
         run = _Run()
         root = tmpfs.runtime_root() if request.delivery == "tmpfs" else None
         existing = {c.name: c for c in self._stack_containers(request.stack)}
+        for name in [n for n in existing if n.endswith("-next")]:
+            # a replacement left behind by an interrupted run: never started as the real one
+            progress(name, "removing leftover")
+            self._retire(existing.pop(name), root)
         desired = self._desired(request)
         try:
             networks_created = self._networks(request, run, progress)
