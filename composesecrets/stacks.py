@@ -103,8 +103,11 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
             stack, services, networks, volumes, {}, options.delivery, model=loaded
         )
         backend.preflight(skeleton)
-        imported = _import_file_secrets(store, loaded, stack, used, progress)
-        secrets, usages = _secret_files(store, loaded, stack)
+        values: dict[str, tuple[bytes, int]] = {}
+        imported = _import_file_secrets(store, loaded, stack, used, progress, values)
+        secrets, usages = _secret_files(store, loaded, values)
+        read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
+        store.note("read", stack, f"deploy with {options.backend}: {read}")
         request = DeployRequest(
             stack, services, networks, volumes, secrets, options.delivery, model=loaded
         )
@@ -143,9 +146,17 @@ def _check_external(store: Store, stack: model.Stack, used: set[str]) -> None:
 
 
 def _import_file_secrets(
-    store: Store, stack: model.Stack, stack_name: str, used: set[str], progress: Progress
+    store: Store,
+    stack: model.Stack,
+    stack_name: str,
+    used: set[str],
+    progress: Progress,
+    values: dict[str, tuple[bytes, int]],
 ) -> list[str]:
-    """Import each used ``file:`` secret; a changed content becomes a new version."""
+    """Import each used ``file:`` secret; a changed content becomes a new version.
+
+    ``values`` collects store name -> (value, version) for the secrets handled here.
+    """
     from composesecrets.store import read_value
 
     changed = []
@@ -155,37 +166,42 @@ def _import_file_secrets(
         value = read_value(definition.file)
         labels = {**definition.labels, BACKEND_LABEL: stack_name}
         try:
-            current = store.get(definition.name, reason=f"deploy {stack_name}: compare")
+            version = store.inspect(definition.name).info.version
         except NotFoundError:
             progress(definition.name, "importing secret")
-            store.create(definition.name, value, labels)
+            values[definition.name] = (value, store.create(definition.name, value, labels).version)
             changed.append(definition.name)
             continue
-        if not hmac.compare_digest(current, value):
+        current = store.get(definition.name, version, audit=False)
+        if hmac.compare_digest(current, value):
+            values[definition.name] = (current, version)
+        else:
             progress(definition.name, "new secret version")
-            store.rotate(definition.name, value)
+            values[definition.name] = (value, store.rotate(definition.name, value).version)
             changed.append(definition.name)
     return changed
 
 
 def _secret_files(
-    store: Store, stack: model.Stack, stack_name: str
+    store: Store, stack: model.Stack, values: dict[str, tuple[bytes, int]]
 ) -> tuple[dict[str, ServiceSecrets], list[Usage]]:
+    """Each service's secret files (values read once per secret) and the usage records."""
     from composesecrets.backends.delivery import SecretFile
 
     out: dict[str, ServiceSecrets] = {}
     usages: list[Usage] = []
-    cache: dict[str, tuple[bytes, int]] = {}
     for name, service in stack.services.items():
         files = []
         versions = []
         for ref in service.secrets:
             definition = stack.secrets[ref.source]
-            if definition.name not in cache:
-                info = store.inspect(definition.name).info
-                value = store.get(definition.name, info.version, reason=f"deploy {stack_name}")
-                cache[definition.name] = (value, info.version)
-            value, version = cache[definition.name]
+            if definition.name not in values:
+                version = store.inspect(definition.name).info.version
+                values[definition.name] = (
+                    store.get(definition.name, version, audit=False),
+                    version,
+                )
+            value, version = values[definition.name]
             files.append(
                 SecretFile(ref.source, ref.target, int(ref.uid), int(ref.gid), ref.mode, value)
             )

@@ -50,7 +50,7 @@ LABEL_REPLICAS = "io.composesecrets.replicas"
 LABEL_BACKEND = "io.composesecrets.backend"
 LABEL_NUMBER = "com.docker.compose.container-number"
 LABEL_STOP = "io.composesecrets.stop-timeout"
-WORKERS = 8
+WORKERS = 16  # engine calls are I/O bound; stops wait out grace periods in parallel
 
 T = TypeVar("T")
 

@@ -564,6 +564,11 @@ class Store:
             )
         return value
 
+    def note(self, action: str, target: str, detail: str = "") -> None:
+        """Append one audit entry (e.g. a deploy's reads, done with ``get(audit=False)``, in
+        one record instead of one write per value). Never pass a value here."""
+        dbm.write(self._db, lambda c: self._audit(c, action, target, detail))
+
     def list(self, filters: SecretFilter | Iterable[str] | None = None) -> list[SecretInfo]:
         """All secrets sorted by name; ``filters`` is a :class:`SecretFilter` or ``--filter``
         strings (``name=PREFIX``, ``id=PREFIX``, ``label=KEY[=VALUE]``). Needs no key."""
