@@ -1,48 +1,140 @@
 #!/usr/bin/env bash
-# The README's main job: validate and print the WordPress example, then deploy the guide's
-# simple example on the local test image with a throwaway store, show the mounted secrets'
-# owners and modes, show that removing a secret in use is refused, and tear everything down.
+# The README's main job (`make demo`, after `make venv engine example-secrets`):
+#   1. validate and print the secrets of the WordPress example;
+#   2. build the nginx image from Debian packages (once) and the example's root CA, site key
+#      and certificate (examples/nginx-tls/gen-certs.py; kept, gitignored);
+#   3. deploy examples/nginx-tls with a throwaway store (COMPOSESECRETS_HOME in a temporary
+#      directory, a random COMPOSESECRETS_KEY) on a free local port (or $NGINX_PORT);
+#   4. show the HTTPS answer, checked against the root CA, and that the certificate served
+#      is the secret site.crt; show the mounted secrets' owners and modes;
+#   5. tear everything down and check that nothing is left.
+# Each step is announced; the last line says whether it all worked. Everything the demo
+# created is removed on failure too (trap).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cs=(.venv/bin/composesecrets)
-step() { printf '\n==> %s\n' "$*"; }
+py=.venv/bin/python
+example=examples/nginx-tls
+current_step="start"
+step() {
+    current_step="$*"
+    printf '\n==> %s\n' "$*"
+}
+show() {  # print a command, then run it
+    printf '$ %s\n' "$*"
+    "$@"
+}
+
+work=""
+stack=""
+cleanup() {
+    local status=$?
+    if [[ -n "$stack" ]]; then
+        "${cs[@]}" stack rm "$stack" >/dev/null 2>&1 || true
+    fi
+    [[ -n "$work" ]] && rm -rf "$work"
+    if ((status != 0)); then
+        printf '\ndemo: FAILED during "%s" (exit %d); the stack and the throwaway store were removed\n' \
+            "$current_step" "$status" >&2
+    fi
+}
+trap cleanup EXIT
+
+[[ -x "${cs[0]}" ]] || { echo "demo: ${cs[0]} is missing: run \`make venv\` first" >&2; exit 1; }
 
 step "validate examples/wordpress (strict mode)"
 (cd examples/wordpress && "../../${cs[0]}" validate)
 step "normalised secrets of examples/wordpress"
-(cd examples/wordpress && "../../${cs[0]}" config --format json) | python3 -c \
+(cd examples/wordpress && "../../${cs[0]}" config --format json) | "$py" -c \
     'import json,sys; c=json.load(sys.stdin); [print(f"{s}: {r}") for s,v in c["services"].items() for r in v.get("secrets",[])]'
 
-work=$(mktemp -d)
-export COMPOSESECRETS_HOME="$work/store"
-COMPOSESECRETS_KEY=$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')
-export COMPOSESECRETS_KEY
-stack=demo$$
-cleanup() {
-    "${cs[@]}" stack rm --quiet "$stack" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+step "build the nginx image from Debian's nginx-light (only when its recipe changed)"
+image="$(scripts/build-server-images.sh nginx)"
+echo "image: $image"
 
-step "store the secret my_secret_data (value from standard input, never the command line)"
-printf 'This is a secret' | "${cs[@]}" secret create my_secret_data -
-step "deploy examples/simple as stack $stack"
-"${cs[@]}" stack deploy -c examples/simple/compose.yaml "$stack"
-"${cs[@]}" stack ps "$stack"
-container="${stack}_app_1"
+step "root CA, site key and site certificate for $example (keys mode 0600, gitignored)"
+"$py" "$example/gen-certs.py"
+
+step "validate $example"
+show "${cs[@]}" validate -c "$example/compose.yaml"
+
+work="$(mktemp -d)"
+export COMPOSESECRETS_HOME="$work/store"
+COMPOSESECRETS_KEY="$("$py" -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
+export COMPOSESECRETS_KEY
+if [[ -z "${NGINX_PORT:-}" ]]; then
+    NGINX_PORT="$("$py" -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])')"
+fi
+export NGINX_PORT NGINX_IMAGE="$image"
+stack="nginxdemo$$"
+
+step "deploy $example as stack $stack (throwaway store in $COMPOSESECRETS_HOME, port $NGINX_PORT)"
+show "${cs[@]}" stack deploy -c "$example/compose.yaml" "$stack"
+show "${cs[@]}" stack ps "$stack"
+show "${cs[@]}" secret ls
+
+step "the HTTPS answer, trusting only $example/root-ca.crt"
+url="https://localhost:${NGINX_PORT}/"
+for _ in $(seq 60); do
+    "$py" - "$example/root-ca.crt" "$NGINX_PORT" >/dev/null 2>&1 <<'EOF' && break
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("localhost", int(sys.argv[2])), timeout=2) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost"):
+        pass
+EOF
+    sleep 0.5
+done
+if command -v curl >/dev/null 2>&1; then
+    printf '$ curl --cacert %s %s\n' "$example/root-ca.crt" "$url"
+    curl --silent --show-error --fail --cacert "$example/root-ca.crt" "$url" | sed -n '1,/<\/h1>/p'
+    echo "  [...]"
+else
+    printf '(curl not installed: fetching %s with python ssl, CA %s)\n' "$url" "$example/root-ca.crt"
+fi
+"$py" - "$example" "$NGINX_PORT" <<'EOF'
+import http.client, ssl, sys
+from pathlib import Path
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+example, port = Path(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.create_default_context(cafile=str(example / "root-ca.crt"))
+conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=ctx)
+conn.request("GET", "/")
+resp = conn.getresponse()
+body = resp.read()
+served = conn.sock.getpeercert(binary_form=True)
+cert = x509.load_der_x509_certificate(served)
+site = x509.load_pem_x509_certificate((example / "site.crt").read_bytes())
+print(f"HTTP {resp.status} {resp.reason}, {len(body)} bytes, {conn.sock.version()}")
+print(f"served certificate: subject {cert.subject.rfc4514_string()}")
+print(f"                    issuer  {cert.issuer.rfc4514_string()}")
+if resp.status != 200 or served != site.public_bytes(Encoding.DER):
+    sys.exit("demo: the served certificate is not the secret site.crt")
+print(f"it is {example}/site.crt, the secret site.crt mounted at /run/secrets/site.crt")
+EOF
+
+container="$("${cs[@]}" stack ps "$stack" --format json | "$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["Name"])')"
 step "inside $container: owners and modes of the mounted secrets"
-docker exec "$container" sh -c 'stat -c "%A %u:%g %n" /run/secrets/my_secret_data /run/secrets/app/secret.txt; grep /run/secrets /proc/mounts'
-step "removing a secret in use is refused"
-if "${cs[@]}" secret rm my_secret_data; then
-    echo "demo: expected the removal to be refused" >&2
+show docker exec "$container" stat -c '%A %U:%G (%u:%g) %n' \
+    /run/secrets/site.key /run/secrets/site.crt /etc/nginx/conf.d/site.conf
+echo "mounts (read-only, from the tool's tmpfs):"
+docker exec "$container" grep -E ' (/run/secrets/site\.(key|crt)|/etc/nginx/conf\.d/site\.conf) ' /proc/mounts
+
+step "tear down stack $stack"
+show "${cs[@]}" stack rm "$stack"
+left="$(docker ps -a --filter "label=io.composesecrets.stack=$stack" -q)$(docker network ls --filter "label=io.composesecrets.stack=$stack" -q)"
+if [[ -n "$left" ]] || compgen -G "/run/composesecrets/${stack}*" >/dev/null; then
+    echo "demo: parts of stack $stack are left behind" >&2
     exit 1
 fi
-step "tear down"
-"${cs[@]}" stack rm "$stack"
-"${cs[@]}" secret rm my_secret_data
-if docker ps -a --filter "label=io.composesecrets.stack=$stack" -q | grep -q .; then
-    echo "demo: containers of $stack are left behind" >&2
-    exit 1
-fi
-printf '\ndemo: success: deployed with secrets at their uid/gid/mode, and torn down\n'
+stack=""
+echo "no container, network or secret file of the stack is left"
+show "${cs[@]}" secret ls
+rm -rf "$work"
+work=""
+echo "throwaway store removed"
+
+printf '\ndemo: SUCCESS: nginx served HTTPS on port %s with its key, certificate and site.conf as secrets (key 0400 root), and everything was torn down\n' "$NGINX_PORT"

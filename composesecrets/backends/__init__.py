@@ -93,8 +93,14 @@ def _engine() -> Backend:
     return EngineBackend()
 
 
+def _swarm() -> Backend:
+    from composesecrets.backends.swarm import SwarmBackend
+
+    return SwarmBackend()
+
+
 # name -> factory (unit tests add the in-memory "fake" backend here)
-BACKENDS: dict[str, Callable[[], Backend]] = {"engine": _engine}
+BACKENDS: dict[str, Callable[[], Backend]] = {"engine": _engine, "swarm": _swarm}
 
 
 def get_backend(name: str) -> Backend:

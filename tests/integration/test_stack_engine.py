@@ -653,6 +653,9 @@ def test_redeploy_unchanged_changed_secret_and_replicas(docker_client: Any, stac
         for c in (web1, web2)
     ]
     assert srcs[0] and srcs[1] and srcs[0] != srcs[1], f"replicas share secret files: {srcs}"
+    inspected = docker_ok("inspect", *third.values())
+    assert old not in inspected and new not in inspected, "docker inspect shows a secret value"
+    assert files_containing([old], [TMPFS_ROOT, tool.home], tool.workdir.parent) == []
 
 
 # ------------------------------------------------------------------ the guide's examples

@@ -230,3 +230,15 @@ def test_deploys_of_one_stack_wait_for_each_other(project: Path, fake: FakeBacke
     worker.join(timeout=30)
     assert finished.is_set()
     assert len(fake.containers("shop")) == 3
+
+
+def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeBackend) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        reads = store.audit(action="read")
+    assert [(e.target, e.detail) for e in reads] == [
+        ("shop", "deploy with fake: api_key@1 shop_db_password@1")
+    ]
+    with opener(project) as store:
+        assert all("CANARY" not in e.detail + e.target for e in store.audit())
