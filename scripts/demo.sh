@@ -21,8 +21,12 @@ step() {
     current_step="$*"
     printf '\n==> %s\n' "$*"
 }
-show() {  # print a command, then run it
-    printf '$ %s\n' "$*"
+show() {  # print a command (arguments with blanks or specials in single quotes), then run it
+    local arg line='$'
+    for arg in "$@"; do
+        if [[ "$arg" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then line+=" $arg"; else line+=" '$arg'"; fi
+    done
+    printf '%s\n' "$line"
     "$@"
 }
 

@@ -493,7 +493,7 @@ class EngineBackend:
     def _retire(self, container: Any, root: Path | None) -> None:
         directory = self._dir_of(container, root)
         with translated(f"removing {container.name}"):
-            container.remove(force=True, v=False)
+            container.remove(force=True, v=True)  # anonymous volumes go too; named ones stay
         if directory is not None:
             tmpfs.remove_directory(directory)
 

@@ -1,0 +1,328 @@
+"""The guide's nginx example (examples/nginx-tls) end to end on a real nginx (issue 6).
+
+The example's compose.yaml and site.conf are copied to a temporary directory, next to a
+root CA, a site key and a site certificate made by the example's own generator
+(examples/nginx-tls/gen-certs.py --dir). The stack is deployed under a unique name with the
+port published on a free local port (NGINX_PORT), with a store in the test's temporary
+directory unlocked by a random COMPOSESECRETS_KEY, on the image composesecrets-test/nginx
+built from Debian's nginx-light by scripts/build-server-images.sh.
+
+Then, like the guide's `curl --cacert root-ca.crt https://localhost:PORT/`: the HTTPS
+answer verifies against the root CA (and not against the system's CAs), and the
+certificate nginx serves is site.crt, i.e. the secret. The mounted files have the modes of
+the compose file. After `stack rm`, no container, service, network, swarm secret, store
+entry or tmpfs directory of the stack is left, and the port is closed.
+
+It runs with the engine backend, and with the swarm backend (port in `mode: host`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "nginx-tls"
+BUILD_SERVER_IMAGES = REPO / "scripts" / "build-server-images.sh"
+TMPFS_ROOT = Path("/run/composesecrets")
+CLI_TIMEOUT = 180.0
+SERVE_TIMEOUT = 60.0
+GONE_TIMEOUT = 30.0
+
+# target -> (mode, uid, gid) from examples/nginx-tls/compose.yaml
+EXPECTED_MOUNTS = {
+    "/run/secrets/site.key": ("400", "0", "0"),
+    "/run/secrets/site.crt": ("444", "0", "0"),
+    "/etc/nginx/conf.d/site.conf": ("444", "0", "0"),
+}
+SOURCES = {
+    "/run/secrets/site.key": "site.key",
+    "/run/secrets/site.crt": "site.crt",
+    "/etc/nginx/conf.d/site.conf": "site.conf",
+}
+
+
+def _ours() -> list[str]:
+    script = Path(sys.executable).with_name("composesecrets")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "composesecrets"]
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    found = shutil.which("docker")
+    assert found, "the docker CLI is needed"
+    return subprocess.run([found, *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def docker_ok(*args: str) -> str:
+    proc = docker(*args)
+    assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr.strip()}"
+    return proc.stdout
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: str
+    peer_der: bytes
+
+
+def https_get(port: int, context: ssl.SSLContext) -> Answer:
+    """GET https://localhost:PORT/ (hostname checked against the certificate's SAN)."""
+    conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=context)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        assert conn.sock is not None
+        peer = conn.sock.getpeercert(binary_form=True)
+        assert peer is not None
+        return Answer(response.status, body, peer)
+    finally:
+        conn.close()
+
+
+def ca_context(cafile: Path) -> ssl.SSLContext:
+    """Like `curl --cacert root-ca.crt`: trust only that CA, check the host name."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(cafile))
+    return context
+
+
+def port_closed(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return False
+    except OSError:
+        return True
+
+
+@dataclass
+class Deployment:
+    backend: str
+    stack: str
+    port: int
+    workdir: Path
+    env: dict[str, str]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*_ours(), *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=CLI_TIMEOUT,
+        )
+
+    def ok(self, *args: str) -> str:
+        proc = self.run(*args)
+        assert proc.returncode == 0, (
+            f"composesecrets {' '.join(args)}: exit {proc.returncode}\n"
+            f"{proc.stdout.strip()}\n{proc.stderr.strip()}"
+        )
+        return proc.stdout
+
+    def containers(self) -> list[str]:
+        rows = json.loads(self.ok("stack", "ps", self.stack, "--format", "json"))
+        return [row["Name"] for row in rows if row.get("State") == "running"]
+
+    def leftovers(self) -> list[str]:
+        """Everything of the stack still known to the engine, the store or the tmpfs."""
+        found: list[str] = []
+        for label in (
+            f"io.composesecrets.stack={self.stack}",
+            f"com.docker.stack.namespace={self.stack}",
+        ):
+            names = docker_ok("ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}")
+            found += [f"container {n}" for n in names.split()]
+        networks = docker_ok("network", "ls", "--format", "{{.Name}}").split()
+        found += [f"network {n}" for n in networks if n.startswith(f"{self.stack}_")]
+        if self.backend == "swarm":
+            services = docker_ok("service", "ls", "--format", "{{.Name}}").split()
+            found += [f"service {n}" for n in services if n.startswith(f"{self.stack}_")]
+            secrets = docker_ok("secret", "ls", "--format", "{{.Name}}").split()
+            found += [f"swarm secret {n}" for n in secrets if n.startswith(f"{self.stack}_")]
+        if TMPFS_ROOT.is_dir():
+            found += [f"tmpfs {p}" for p in TMPFS_ROOT.glob(f"{self.stack}*")]
+        stored = json.loads(self.ok("secret", "ls", "--format", "json"))
+        found += [f"stored secret {entry['Spec']['Name']}" for entry in stored]
+        return sorted(found)
+
+    def force_cleanup(self) -> None:
+        """Best effort after a failure, so that one failure does not leak into the next run."""
+        self.run("stack", "rm", self.stack)
+        if self.backend == "swarm":
+            for name in docker_ok("service", "ls", "--format", "{{.Name}}").split():
+                if name.startswith(f"{self.stack}_"):
+                    docker("service", "rm", name)
+        ids = docker_ok(
+            "ps", "-aq", "--filter", f"label=io.composesecrets.stack={self.stack}"
+        ).split()
+        if ids:
+            docker("rm", "-f", *ids)
+        for name in docker_ok("network", "ls", "--format", "{{.Name}}").split():
+            if name.startswith(f"{self.stack}_"):
+                docker("network", "rm", name)
+
+
+def _backend_ready(request: pytest.FixtureRequest, backend: str) -> None:
+    request.getfixturevalue("docker_client")
+    if backend == "swarm":
+        request.getfixturevalue("swarm")
+
+
+@pytest.fixture(scope="session")
+def nginx_image(docker_client: Any) -> str:
+    """composesecrets-test/nginx, built by scripts/build-server-images.sh when missing."""
+    proc = subprocess.run(
+        [str(BUILD_SERVER_IMAGES), "nginx"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and lines, (
+        f"building the nginx image failed (exit {proc.returncode}): {proc.stderr.strip()}"
+    )
+    return lines[-1]
+
+
+@pytest.fixture
+def example_dir(tmp_path: Path) -> Path:
+    """A copy of examples/nginx-tls with freshly generated keys and certificates."""
+    work = tmp_path / "nginx-tls"
+    work.mkdir(mode=0o700)
+    for name in ("compose.yaml", "site.conf"):
+        shutil.copyfile(EXAMPLE / name, work / name)
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "gen-certs.py"), "--dir", str(work)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    for key in ("root-ca.key", "site.key"):
+        assert (work / key).stat().st_mode & 0o777 == 0o600, f"{key} is not 0600"
+    return work
+
+
+@pytest.fixture(params=["engine", "swarm"])
+def deployment(
+    request: pytest.FixtureRequest, nginx_image: str, example_dir: Path, tmp_path: Path
+) -> Iterator[Deployment]:
+    backend: str = request.param
+    _backend_ready(request, backend)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSESECRETS_")}
+    port = free_port()
+    env.update(
+        COMPOSESECRETS_HOME=str(tmp_path / "store"),
+        COMPOSESECRETS_KEY=base64.b64encode(os.urandom(32)).decode(),
+        NGINX_PORT=str(port),
+        NGINX_IMAGE=nginx_image,
+    )
+    dep = Deployment(backend, f"ngx{uuid.uuid4().hex[:10]}", port, example_dir, env)
+    try:
+        yield dep
+    finally:
+        if dep.leftovers():
+            dep.force_cleanup()
+
+
+def test_nginx_tls_example_serves_the_secret_certificate_and_leaves_nothing(
+    deployment: Deployment, example_dir: Path
+) -> None:
+    dep = deployment
+    dep.ok("stack", "deploy", "--backend", dep.backend, "-c", "compose.yaml", dep.stack)
+
+    context = ca_context(example_dir / "root-ca.crt")
+    answers: list[Answer] = []
+
+    def served() -> bool:
+        try:
+            answers.append(https_get(dep.port, context))
+        except (OSError, http.client.HTTPException):
+            return False
+        return True
+
+    wait_for(f"https://localhost:{dep.port}/", served, SERVE_TIMEOUT)
+    answer = answers[-1]
+    assert answer.status == 200
+    assert "Welcome to nginx" in answer.body
+    site_crt = x509.load_pem_x509_certificate((example_dir / "site.crt").read_bytes())
+    assert answer.peer_der == site_crt.public_bytes(serialization.Encoding.DER), (
+        "nginx does not serve the certificate given as the secret site.crt"
+    )
+    # The verification is real: without our root CA the same server is not trusted.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        https_get(dep.port, ssl.create_default_context())
+
+    # The mounted secrets: content, owner and mode as the compose file says.
+    (container,) = dep.containers()
+    targets = list(EXPECTED_MOUNTS)
+    out = docker_ok("exec", container, "stat", "-c", "%n %a %u %g", *targets)
+    seen = {line.split()[0]: tuple(line.split()[1:]) for line in out.splitlines()}
+    assert seen == EXPECTED_MOUNTS
+    sums = docker_ok("exec", container, "sha256sum", *targets)
+    inside = {line.split()[1]: line.split()[0] for line in sums.splitlines()}
+    for target, source in SOURCES.items():
+        expected = hashlib.sha256((example_dir / source).read_bytes()).hexdigest()
+        assert inside[target] == expected, f"{target} differs from {source}"
+    # The key's content is in no container configuration.
+    key_body = (example_dir / "site.key").read_text().splitlines()[1]
+    assert key_body not in docker_ok("inspect", container)
+
+    secret_dirs = sorted(
+        {
+            str(Path(m["Source"]).parent)
+            for m in json.loads(docker_ok("inspect", container))[0]["Mounts"]
+            if m.get("Source", "").startswith(str(TMPFS_ROOT) + "/")
+        }
+    )
+    if dep.backend == "engine":
+        assert secret_dirs, "the engine backend should mount secrets from its tmpfs"
+
+    dep.ok("stack", "rm", dep.stack)
+    wait_for(
+        f"nothing of {dep.stack} left (still: {dep.leftovers()})",
+        lambda: not dep.leftovers(),
+        GONE_TIMEOUT,
+    )
+    assert not [d for d in secret_dirs if Path(d).exists()]
+    assert port_closed(dep.port)
