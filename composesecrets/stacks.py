@@ -91,10 +91,6 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
         )
     loaded = project.stack
     services, networks, volumes = stack_specs(loaded, stack)
-    notes = [w for spec in services.values() for w in spec.warnings]
-    notes += [w for net in networks.values() for w in net.warnings]
-    notes += [w for vol in volumes.values() for w in vol.warnings]
-    warnings = [d.text() for d in project.warnings] + [f"warning: {w}" for w in notes]
     backend = get_backend(options.backend)
     used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
     with _open_store(options) as store, stack_lock(store, stack):
@@ -103,6 +99,8 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
             stack, services, networks, volumes, {}, options.delivery, model=loaded
         )
         backend.preflight(skeleton)
+        warnings = [d.text() for d in project.warnings]
+        warnings += [f"warning: {w}" for w in backend.warnings(skeleton)]
         values: dict[str, tuple[bytes, int]] = {}
         imported = _import_file_secrets(store, loaded, stack, used, progress, values)
         secrets, usages = _secret_files(store, loaded, values)
@@ -190,24 +188,27 @@ def _secret_files(
 
     out: dict[str, ServiceSecrets] = {}
     usages: list[Usage] = []
+    digests: dict[str, str] = {}
     for name, service in stack.services.items():
-        files = []
-        versions = []
+        files, versions, marks = [], [], []
         for ref in service.secrets:
-            definition = stack.secrets[ref.source]
-            if definition.name not in values:
-                version = store.inspect(definition.name).info.version
-                values[definition.name] = (
-                    store.get(definition.name, version, audit=False),
-                    version,
+            store_name = stack.secrets[ref.source].name
+            if store_name not in values or store_name not in digests:
+                details = store.inspect(store_name)
+                version = values[store_name][1] if store_name in values else details.info.version
+                if store_name not in values:
+                    values[store_name] = (store.get(store_name, version, audit=False), version)
+                digests[store_name] = next(
+                    v.digest for v in details.versions if v.version == version
                 )
-            value, version = values[definition.name]
+            value, version = values[store_name]
             files.append(
                 SecretFile(ref.source, ref.target, int(ref.uid), int(ref.gid), ref.mode, value)
             )
-            versions.append((definition.name, version))
-            usages.append(Usage(definition.name, name, version))
-        out[name] = ServiceSecrets(tuple(files), tuple(versions))
+            versions.append((store_name, version))
+            marks.append(digests[store_name])
+            usages.append(Usage(store_name, name, version))
+        out[name] = ServiceSecrets(tuple(files), tuple(versions), tuple(marks))
     return out, usages
 
 

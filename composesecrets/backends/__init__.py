@@ -26,6 +26,9 @@ class ServiceSecrets:
 
     files: tuple[SecretFile, ...]
     versions: tuple[tuple[str, int], ...]  # (store name, version) in reference order
+    # the store's keyed digest (HMAC under a key derived from the root key) of each version,
+    # in reference order: identifies content without revealing it
+    digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class Backend(Protocol):
     """What a backend does: apply a request, and find, list and remove stacks."""
 
     name: str
+
+    def warnings(self, request: DeployRequest) -> list[str]:
+        """One message per compose key this backend does not apply, naming key and service."""
 
     def preflight(self, request: DeployRequest) -> None:
         """Refuse (before anything changes) what cannot work: missing images, name clashes."""

@@ -184,6 +184,11 @@ class EngineBackend:
                 )
         return out
 
+    def warnings(self, request: DeployRequest) -> list[str]:
+        notes = [w for spec in request.services.values() for w in spec.warnings]
+        notes += [w for net in request.networks.values() for w in net.warnings]
+        return notes + [w for vol in request.volumes.values() for w in vol.warnings]
+
     def preflight(self, request: DeployRequest) -> None:
         if request.delivery == "tmpfs" and not is_local_daemon():
             raise UsageError(
@@ -193,7 +198,7 @@ class EngineBackend:
                 "(plaintext then sits in each container's writable layer on that host)",
             )
         client = self.client
-        images = {spec.image: name for name, spec in request.services.items()}
+        images = {spec.image: name for name, spec in request.services.items() if spec.replicas}
         docker = _docker()
         for image, service in images.items():
             try:

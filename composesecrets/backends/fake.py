@@ -67,6 +67,9 @@ class FakeBackend:
         )
         return hashlib.sha256(material.encode()).hexdigest()
 
+    def warnings(self, request: DeployRequest) -> list[str]:
+        return [w for spec in request.services.values() for w in spec.warnings]
+
     def preflight(self, request: DeployRequest) -> None:
         for name, spec in request.services.items():
             if self.images is not None and spec.image not in self.images:
