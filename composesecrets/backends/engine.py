@@ -50,6 +50,7 @@ LABEL_REPLICAS = "io.composesecrets.replicas"
 LABEL_BACKEND = "io.composesecrets.backend"
 LABEL_NUMBER = "com.docker.compose.container-number"
 LABEL_STOP = "io.composesecrets.stop-timeout"
+STOP_WORKERS = 64
 WORKERS = 16  # engine calls are I/O bound; stops wait out grace periods in parallel
 
 T = TypeVar("T")
@@ -561,7 +562,8 @@ class EngineBackend:
             self._retire(container, root)
             return str(container.name)
 
-        names = _parallel([functools.partial(retire, c) for c in containers])
+        # stops mostly wait out grace periods: let them all wait at once
+        names = _parallel([functools.partial(retire, c) for c in containers], STOP_WORKERS)
         with translated(f"removing networks of stack {stack}"):
             nets = self.client.networks.list(filters={"label": f"{LABEL_STACK}={stack}"})
             removed_nets = []
@@ -599,11 +601,11 @@ def _levels(services: Mapping[str, ServiceSpec]) -> list[set[str]]:
     return levels
 
 
-def _parallel(jobs: Sequence[Callable[[], T]]) -> list[T]:
+def _parallel(jobs: Sequence[Callable[[], T]], workers: int = WORKERS) -> list[T]:
     """Run jobs on a thread pool; re-raise the first error after all have finished."""
     if len(jobs) <= 1:
         return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(jobs))) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
         futures = [pool.submit(job) for job in jobs]
         errors = [f.exception() for f in futures]
     for error in errors:
