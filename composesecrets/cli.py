@@ -576,7 +576,9 @@ def stack_deploy(
     ctx: typer.Context,
     stack: StackArg,
     compose_file: ComposeFiles = None,
-    backend: Annotated[str, typer.Option("--backend", help="engine (default).")] = "engine",
+    backend: Annotated[
+        str, typer.Option("--backend", help="engine (default: one Docker Engine) or swarm.")
+    ] = "engine",
     env_file: EnvFile = None,
     delivery: Annotated[
         DeliveryMode,
