@@ -237,10 +237,15 @@ def remove(
         if store is not None:
             store.clear_usage(stack)
             if not keep_secrets:
-                for info in store.list([f"label={BACKEND_LABEL}={stack}"]):
-                    if not store.usages(secret=info.name):
-                        progress(info.name, "removing secret")
-                        store.remove(info.name)
+                in_use = {u.secret_name for u in store.usages()}
+                own = [
+                    info.name
+                    for info in store.list([f"label={BACKEND_LABEL}={stack}"])
+                    if info.name not in in_use  # still used by another stack: keep
+                ]
+                for name in own:
+                    progress(name, "removing secret")
+                store.remove_many(own)
     return result
 
 

@@ -609,30 +609,39 @@ class Store:
     def remove(self, name_or_id: str) -> SecretInfo:
         """Delete a secret and all its versions. :class:`ConflictError` naming the stacks and
         services when a deployed stack uses it."""
-        self._no_version(name_or_id)
+        return self.remove_many([name_or_id])[0]
 
-        def txn(c: sqlite3.Connection) -> SecretInfo:
-            info = _info(self._resolve(c, name_or_id))
-            users = c.execute(
-                "SELECT stack, service FROM usages WHERE secret_id = ? ORDER BY stack, service",
-                (info.id,),
-            ).fetchall()
-            if users:
-                by_stack: dict[str, list[str]] = {}
-                for stack, service in users:
-                    if service not in by_stack.setdefault(stack, []):
-                        by_stack[stack].append(service)
-                parts = [f"stack {s!r} (services: {', '.join(v)})" for s, v in by_stack.items()]
-                raise ConflictError(
-                    f"secret {info.name!r} is in use by " + "; ".join(parts),
-                    hint="remove the stack first, or deploy it without this secret",
-                )
-            c.execute("DELETE FROM versions WHERE secret_id = ?", (info.id,))
-            c.execute("DELETE FROM secrets WHERE id = ?", (info.id,))
-            self._audit(c, "remove", info.name, f"id={info.id}")
-            return info
+    def remove_many(self, names_or_ids: Iterable[str]) -> builtins.list[SecretInfo]:
+        """Delete several secrets in one transaction: all of them, or (on any error) none."""
+        refs = builtins.list(names_or_ids)
+        for ref in refs:
+            self._no_version(ref)
+
+        def txn(c: sqlite3.Connection) -> builtins.list[SecretInfo]:
+            return [self._remove_in(c, ref) for ref in refs]
 
         return dbm.write(self._db, txn)
+
+    def _remove_in(self, c: sqlite3.Connection, name_or_id: str) -> SecretInfo:
+        info = _info(self._resolve(c, name_or_id))
+        users = c.execute(
+            "SELECT stack, service FROM usages WHERE secret_id = ? ORDER BY stack, service",
+            (info.id,),
+        ).fetchall()
+        if users:
+            by_stack: dict[str, builtins.list[str]] = {}
+            for stack, service in users:
+                if service not in by_stack.setdefault(stack, []):
+                    by_stack[stack].append(service)
+            parts = [f"stack {s!r} (services: {', '.join(v)})" for s, v in by_stack.items()]
+            raise ConflictError(
+                f"secret {info.name!r} is in use by " + "; ".join(parts),
+                hint="remove the stack first, or deploy it without this secret",
+            )
+        c.execute("DELETE FROM versions WHERE secret_id = ?", (info.id,))
+        c.execute("DELETE FROM secrets WHERE id = ?", (info.id,))
+        self._audit(c, "remove", info.name, f"id={info.id}")
+        return info
 
     def import_many(
         self, items: Iterable[tuple[str, bytes, Mapping[str, str] | None]]

@@ -373,3 +373,15 @@ def test_read_value_unreadable(tmp_path: Path) -> None:
     locked.chmod(0)
     with pytest.raises(InputError, match="cannot read"):
         read_value(locked)
+
+
+def test_remove_many_is_all_or_nothing(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        store.create(name, b"v-" + name.encode())
+    store.record_usage("web", "engine", [Usage("b", "api")])
+    with pytest.raises(ConflictError, match="'b'"):
+        store.remove_many(["a", "b", "c"])
+    assert sorted(i.name for i in store.list()) == ["a", "b", "c"]
+    assert [i.name for i in store.remove_many(["a", "c"])] == ["a", "c"]
+    assert [i.name for i in store.list()] == ["b"]
+    assert [e.target for e in store.audit(action="remove")] == ["a", "c"]
