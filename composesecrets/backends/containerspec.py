@@ -17,21 +17,29 @@ in ``mounts``. ``stop_grace_period`` is not a ``containers.create`` argument in 
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import os
-import posixpath
-import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from composesecrets import model
-from composesecrets.compose import interpolate
-from composesecrets.compose.formats import parse_go_duration
-from composesecrets.errors import InputError, InvalidComposeError
+from composesecrets.backends.servicecommon import (
+    DEFAULT_NETWORK,
+    PROPAGATION,
+    ServiceTranslator,
+    StackNetwork,
+    declared,
+    fingerprint,
+    network_name,
+    parse_bytes,
+    short_port,
+    str_map,
+    string_list,
+    sysctl_map,
+    text,
+    ulimit_list,
+)
 
 __all__ = [
     "APPLIED_KEYS",
@@ -44,22 +52,10 @@ __all__ = [
     "stack_specs",
 ]
 
-DEFAULT_NETWORK = "default"
-
 
 @dataclass(frozen=True)
-class NetworkSpec:
+class NetworkSpec(StackNetwork):
     """A network the stack uses. ``name`` is the engine's name for it."""
-
-    name: str  # "<stack>_<key>", or the ``name:`` / external name as given
-    key: str  # the key under top-level ``networks:`` ("default" for the implicit one)
-    driver: str
-    labels: dict[str, str]
-    internal: bool
-    attachable: bool
-    external: bool
-    options: dict[str, str]
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,7 @@ def stack_specs(
         services[name] = translator.spec()
     if (
         any(
-            net == _network_name(networks, DEFAULT_NETWORK, stack_name)
+            net == network_name(networks, DEFAULT_NETWORK, stack_name)
             for spec in services.values()
             for net in spec.networks
         )
@@ -144,43 +140,9 @@ def _default_network(stack_name: str) -> NetworkSpec:
     )
 
 
-def _network_name(networks: Mapping[str, NetworkSpec], key: str, stack_name: str) -> str:
-    spec = networks.get(key)
-    return spec.name if spec is not None else f"{stack_name}_{key}"
-
-
-def _external(body: Mapping[str, Any]) -> tuple[bool, str | None]:
-    """(external?, the external name if one was given in ``external: {name: ...}``)."""
-    raw = body.get("external")
-    if isinstance(raw, Mapping):
-        name = raw.get("name")
-        return True, name if isinstance(name, str) and name else None
-    return bool(raw), None
-
-
-def _engine_name(key: str, body: Mapping[str, Any], stack_name: str) -> tuple[str, bool]:
-    external, external_name = _external(body)
-    name = body.get("name")
-    if isinstance(name, str) and name:
-        return name, external
-    if external:
-        return external_name or key, True
-    return f"{stack_name}_{key}", False
-
-
-def _str_map(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
-        return {}
-    return {str(k): _text(v) for k, v in raw.items() if v is not None}
-
-
 def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
     out: dict[str, NetworkSpec] = {}
-    if not isinstance(raw, Mapping):
-        return out
-    for key, value in raw.items():
-        body: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-        name, external = _engine_name(key, body, stack_name)
+    for key, body, name, external in declared(raw, stack_name):
         warnings: list[str] = []
         driver = body.get("driver") or "bridge"
         if driver == "overlay":
@@ -199,7 +161,7 @@ def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
             internal=bool(body.get("internal")),
             attachable=bool(body.get("attachable")),
             external=external,
-            options=_str_map(body.get("driver_opts")),
+            options=str_map(body.get("driver_opts")),
             warnings=tuple(warnings),
         )
     return out
@@ -207,11 +169,7 @@ def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
 
 def _volumes(raw: Any, stack_name: str) -> dict[str, VolumeSpec]:
     out: dict[str, VolumeSpec] = {}
-    if not isinstance(raw, Mapping):
-        return out
-    for key, value in raw.items():
-        body: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-        name, external = _engine_name(key, body, stack_name)
+    for key, body, name, external in declared(raw, stack_name):
         warnings: list[str] = []
         if "x-cluster-spec" in body:
             warnings.append(
@@ -222,79 +180,12 @@ def _volumes(raw: Any, stack_name: str) -> dict[str, VolumeSpec]:
             name=name,
             key=key,
             driver=str(body.get("driver") or "local"),
-            driver_opts=_str_map(body.get("driver_opts")),
+            driver_opts=str_map(body.get("driver_opts")),
             labels=model.labels_dict(body.get("labels")),
             external=external,
             warnings=tuple(warnings),
         )
     return out
-
-
-# --------------------------------------------------------------------------- value helpers
-
-
-def _text(value: Any) -> str:
-    """A scalar as compose writes it into the container: booleans lower case, 2.0 as 2."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _string_list(raw: Any) -> list[str]:
-    if raw is None:
-        return []
-    if isinstance(raw, list):
-        return [_text(v) for v in raw]
-    return [_text(raw)]
-
-
-def _key_values(raw: Any, sep: str = "=") -> dict[str, str | None]:
-    """A list of ``k<sep>v`` (``k`` alone -> None) or a mapping -> dict."""
-    out: dict[str, str | None] = {}
-    if isinstance(raw, Mapping):
-        for key, value in raw.items():
-            out[str(key)] = None if value is None else _text(value)
-    elif isinstance(raw, list):
-        for item in raw:
-            key, found, value = _text(item).partition(sep)
-            out[key] = value if found else None
-    return out
-
-
-_BYTES_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kmgtp])?i?b?$", re.IGNORECASE)
-_BYTES_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def parse_bytes(value: Any) -> int:
-    """A size as compose reads it (go-units ``RAMInBytes``): ``64m``, ``1.5GB``, ``512``,
-    binary multiples, case-insensitive. Raises :class:`ValueError` otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"not a size: {value!r}")
-        return int(value)
-    match = _BYTES_RE.match(str(value).strip())
-    if not match:
-        raise ValueError(f"not a size: {value!r}")
-    number, unit = match.group(1), (match.group(2) or "").lower()
-    return int(float(number) * _BYTES_UNITS[unit])
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
-def fingerprint(payload: Mapping[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of ``payload`` (sorted keys, tuples as lists)."""
-    text = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- services
@@ -325,78 +216,33 @@ NOT_APPLIED: dict[str, str] = {
 
 _SWARM_ONLY = "(Swarm only)"
 
-_RESTART_NAMES = frozenset(("no", "always", "unless-stopped", "on-failure"))
+# deploy.restart_policy.condition -> the engine's restart policy name
 _CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
-_VOLUME_OPTIONS = frozenset(
-    ("ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private",
-     "rprivate", "delegated", "cached", "consistent")
-)  # fmt: skip
-_PROPAGATION = frozenset(("shared", "rshared", "slave", "rslave", "private", "rprivate"))
 
 
-class _Service:
+class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
     """Translates one service; collects kwargs and warnings in compose-key order."""
 
-    def __init__(
-        self,
-        name: str,
-        config: dict[str, Any],
-        stack: model.Stack,
-        stack_name: str,
-        networks: Mapping[str, NetworkSpec],
-        volumes: Mapping[str, VolumeSpec],
-        environ: Mapping[str, str],
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.stack = stack
-        self.stack_name = stack_name
-        self.stack_networks = networks
-        self.volumes = volumes
-        self.environ = environ
-        self.working_dir = stack.working_dir
+    backend = "engine"
+    default_reason = _SWARM_ONLY
+    not_applied = NOT_APPLIED
+
+    def _start(self) -> None:
         self.kwargs: dict[str, Any] = {}
-        self.warnings: list[str] = []
         self.labels: dict[str, str] = {}
         self.networks: dict[str, tuple[str, ...]] = {}
         self.depends_on: tuple[str, ...] = ()
         self.replicas = 1
         self.stop_timeout: int | None = None
         self.restart_set_by: str | None = None
-
-    # ------------------------------------------------------------------ plumbing
-
-    def warn(self, key: str, reason: str = _SWARM_ONLY) -> None:
-        sep = " " if reason.startswith("(") else ": "
-        self.warnings.append(
-            f'service "{self.name}": {key} is not applied by the engine backend{sep}{reason}'
-        )
-
-    def invalid(self, message: str) -> InvalidComposeError:
-        return InvalidComposeError(f'service "{self.name}": {message}')
+        self.binds: dict[str, dict[str, str]] = {}  # short-syntax binds, by host path
 
     def spec(self) -> ServiceSpec:
-        handlers = self._handlers()
-        for key, value in self.config.items():
-            if key.startswith("x-") or key in ("secrets", "image", "environment"):
-                continue
-            if key in NOT_APPLIED:
-                self.warn(key, NOT_APPLIED[key])
-                continue
-            handler = handlers.get(key)
-            if handler is None:
-                self.warn(key, "unsupported key")
-                continue
-            handler(value)
+        self.apply(self._handlers(), ("secrets", "image", "environment"))
         self._environment()
         if "networks" not in self.config:
             self._networks(None)
-        image = self.config.get("image")
-        if not isinstance(image, str) or not image:
-            raise self.invalid(
-                "no image: the engine backend does not build images; set image: to an "
-                "existing image"
-            )
+        image = self.image()
         kwargs = dict(self.kwargs)
         payload = {
             "image": image,
@@ -420,15 +266,13 @@ class _Service:
 
     def _handlers(self) -> dict[str, Callable[[Any], None]]:
         def direct(kwarg: str, convert: Callable[[Any], Any]) -> Callable[[Any], None]:
-            def handle(value: Any) -> None:
-                if value is not None:
-                    self.kwargs[kwarg] = convert(value)
-
-            return handle
+            return self.direct(self.kwargs, kwarg, convert)
 
         return {
-            "command": self._command("command"),
-            "entrypoint": self._command("entrypoint"),
+            "command": direct("command", functools.partial(self._split_command, "command")),
+            "entrypoint": direct(
+                "entrypoint", functools.partial(self._split_command, "entrypoint")
+            ),
             "env_file": lambda _value: None,  # read together with environment
             "ports": self._ports,
             "networks": self._networks,
@@ -445,63 +289,34 @@ class _Service:
             "sysctls": self._sysctls,
             "extra_hosts": self._extra_hosts,
             "shm_size": self._shm_size,
-            "user": direct("user", _text),
-            "working_dir": direct("working_dir", _text),
-            "hostname": direct("hostname", _text),
-            "domainname": direct("domainname", _text),
-            "stop_signal": direct("stop_signal", _text),
+            "user": direct("user", text),
+            "working_dir": direct("working_dir", text),
+            "hostname": direct("hostname", text),
+            "domainname": direct("domainname", text),
+            "stop_signal": direct("stop_signal", text),
             "read_only": direct("read_only", bool),
             "init": direct("init", bool),
             "privileged": direct("privileged", bool),
             "tty": direct("tty", bool),
             "stdin_open": direct("stdin_open", bool),
-            "cap_add": direct("cap_add", _string_list),
-            "cap_drop": direct("cap_drop", _string_list),
-            "security_opt": direct("security_opt", _string_list),
-            "devices": direct("devices", _string_list),
-            "dns": direct("dns", _string_list),
-            "dns_search": direct("dns_search", _string_list),
-            "ipc": direct("ipc_mode", _text),
-            "pid": direct("pid_mode", _text),
+            "cap_add": direct("cap_add", string_list),
+            "cap_drop": direct("cap_drop", string_list),
+            "security_opt": direct("security_opt", string_list),
+            "devices": direct("devices", string_list),
+            "dns": direct("dns", string_list),
+            "dns_search": direct("dns_search", string_list),
+            "ipc": direct("ipc_mode", text),
+            "pid": direct("pid_mode", text),
             "oom_score_adj": direct("oom_score_adj", int),
-            "cgroup_parent": direct("cgroup_parent", _text),
-            "cgroupns_mode": direct("cgroupns", _text),
-            "userns_mode": direct("userns_mode", _text),
+            "cgroup_parent": direct("cgroup_parent", text),
+            "cgroupns_mode": direct("cgroupns", text),
+            "userns_mode": direct("userns_mode", text),
         }
 
     # ------------------------------------------------------------------ keys
 
-    def _command(self, kwarg: str) -> Callable[[Any], None]:
-        def handle(value: Any) -> None:
-            if value is None:
-                return
-            if isinstance(value, list):
-                self.kwargs[kwarg] = [_text(v) for v in value]
-            else:
-                try:
-                    self.kwargs[kwarg] = shlex.split(_text(value))
-                except ValueError as exc:
-                    raise self.invalid(f"{kwarg}: cannot split {value!r}: {exc}") from None
-
-        return handle
-
     def _environment(self) -> None:
-        env: dict[str, str] = {}
-        for item in _string_list(self.config.get("env_file")):
-            path = Path(posixpath.join(str(self.working_dir), os.path.expanduser(item)))
-            if not path.is_file():
-                raise InputError(
-                    f'service "{self.name}": env_file {item} ({path}) does not exist or is '
-                    "not a regular file"
-                )
-            env.update(interpolate.read_env_file(path))
-        for key, value in _key_values(self.config.get("environment")).items():
-            if value is not None:
-                env[key] = value
-            elif key in self.environ:
-                env[key] = self.environ[key]
-            else:
-                env.pop(key, None)
+        env = self._environment_map()
         if env:
             self.kwargs["environment"] = env
 
@@ -517,147 +332,48 @@ class _Service:
 
     def _port_entries(self, item: Any) -> list[tuple[str, str, str]]:
         if isinstance(item, Mapping):
-            target = item.get("target")
-            if target is None:
-                raise self.invalid(f"ports: {item!r} has no target")
+            target = self._port_target(item)
             protocol = str(item.get("protocol") or "tcp").lower()
             published = item.get("published")
-            host = "" if published is None else _text(published)
-            return [(f"{int(target)}/{protocol}", "", host)]
-        return _short_port(_text(item))
+            host = "" if published is None else text(published)
+            return [(f"{target}/{protocol}", "", host)]
+        return short_port(text(item))
 
     def _networks(self, value: Any) -> None:
-        entries: dict[str, Any]
-        if value is None:
-            entries = {DEFAULT_NETWORK: None}
-        elif isinstance(value, list):
-            entries = {str(v): None for v in value}
-        else:
-            entries = dict(value)
-        for key, body in entries.items():
-            if key not in self.stack_networks and key != DEFAULT_NETWORK:
-                raise self.invalid(
-                    f'network "{key}" is not defined under the top-level networks: key'
-                )
-            aliases = [self.name]
-            if isinstance(body, Mapping):
-                for alias in body.get("aliases") or []:
-                    if alias not in aliases:
-                        aliases.append(str(alias))
-                for extra in ("ipv4_address", "ipv6_address", "driver_opts"):
-                    if extra in body:
-                        self.warn(f"networks.{key}.{extra}", "unsupported key")
-            name = _network_name(self.stack_networks, key, self.stack_name)
+        extras = ("ipv4_address", "ipv6_address", "driver_opts")
+        for name, aliases in self._attachments(value, extras):
             self.networks[name] = tuple(aliases)
 
     def _volumes(self, value: Any) -> None:
-        binds: dict[str, dict[str, str]] = {}
-        mounts: list[dict[str, Any]] = []
-        for index, item in enumerate(value or []):
-            where = f"volumes[{index}]"
-            if isinstance(item, Mapping):
-                mounts.append(self._long_volume(item, where))
-                continue
-            source, target, mode = _split_volume(_text(item))
-            self._check_target(target, where)
-            options = [o for o in mode.split(",") if o] if mode else []
-            unknown = [o for o in options if o not in _VOLUME_OPTIONS]
-            if unknown:
-                raise self.invalid(f"{where}: unknown volume option {unknown[0]!r} in {item!r}")
-            read_only = "ro" in options
-            if not source:
-                mounts.append({"Type": "volume", "Target": target, "ReadOnly": read_only})
-            elif _is_path(source):
-                host = self._host_path(source)
-                if host in binds:
-                    # a second bind of the same host path: the binds map is keyed by it
-                    mounts.append(self._bind_mount(host, target, read_only, options))
-                else:
-                    bind_mode = [
-                        o
-                        for o in options
-                        if o not in ("delegated", "cached", "consistent", "nocopy")
-                    ]
-                    binds[host] = {"bind": target, "mode": ",".join(bind_mode) or "rw"}
-            else:
-                mount: dict[str, Any] = {
-                    "Type": "volume",
-                    "Source": self._volume_name(source, where),
-                    "Target": target,
-                    "ReadOnly": read_only,
-                }
-                if "nocopy" in options:
-                    mount["VolumeOptions"] = {"NoCopy": True}
-                for option in options:
-                    if option in ("z", "Z") or option in _PROPAGATION:
-                        self.warn(f"{where} option {option!r}", "it applies to bind mounts only")
-                mounts.append(mount)
-        if binds:
-            self.kwargs["volumes"] = binds
+        mounts = self._mounts(value)
+        if self.binds:
+            self.kwargs["volumes"] = self.binds
         if mounts:
             self.kwargs["mounts"] = mounts
 
-    def _bind_mount(
-        self, host: str, target: str, read_only: bool, options: list[str]
+    def _short_bind(
+        self, source: str, target: str, read_only: bool, options: list[str]
+    ) -> dict[str, Any] | None:
+        host = self._host_path(source)
+        if host in self.binds:
+            # a second bind of the same host path: the binds map is keyed by it
+            return super()._short_bind(source, target, read_only, options)
+        bind_mode = [o for o in options if o not in ("delegated", "cached", "consistent", "nocopy")]
+        self.binds[host] = {"bind": target, "mode": ",".join(bind_mode) or "rw"}
+        return None
+
+    def _short_named(
+        self, source: str, target: str, read_only: bool, options: list[str], where: str
     ) -> dict[str, Any]:
-        mount: dict[str, Any] = {
-            "Type": "bind",
-            "Source": host,
-            "Target": target,
-            "ReadOnly": read_only,
-        }
-        propagation = [o for o in options if o in _PROPAGATION]
-        if propagation:
-            mount["BindOptions"] = {"Propagation": propagation[-1]}
+        mount = super()._short_named(source, target, read_only, options, where)
+        for option in options:
+            if option in ("z", "Z") or option in PROPAGATION:
+                self.warn(f"{where} option {option!r}", "it applies to bind mounts only")
         return mount
 
-    def _long_volume(self, item: Mapping[str, Any], where: str) -> dict[str, Any]:
-        kind = item.get("type")
-        target = item.get("target")
-        if not isinstance(target, str) or not target:
-            raise self.invalid(f"{where}: a volume needs a target")
-        self._check_target(target, where)
-        read_only = bool(item.get("read_only"))
-        source = item.get("source")
-        if "consistency" in item:
-            self.warn(f"{where}.consistency", "Docker Desktop only")
-        if kind == "bind":
-            if not isinstance(source, str) or not source:
-                raise self.invalid(f"{where}: a bind mount needs a source")
-            propagation = (item.get("bind") or {}).get("propagation")
-            return self._bind_mount(
-                self._host_path(source), target, read_only, [propagation] if propagation else []
-            )
-        if kind == "volume":
-            mount: dict[str, Any] = {"Type": "volume", "Target": target, "ReadOnly": read_only}
-            if isinstance(source, str) and source:
-                mount["Source"] = self._volume_name(source, where)
-            if (item.get("volume") or {}).get("nocopy"):
-                mount["VolumeOptions"] = {"NoCopy": True}
-            return mount
-        if kind == "tmpfs":
-            mount = {"Type": "tmpfs", "Target": target, "ReadOnly": read_only}
-            size = (item.get("tmpfs") or {}).get("size")
-            if size is not None:
-                mount["TmpfsOptions"] = {"SizeBytes": parse_bytes(size)}
-            return mount
-        raise self.invalid(f'{where}: volume type "{kind}" is not supported by the engine backend')
-
-    def _check_target(self, target: str, where: str) -> None:
-        if not target.startswith("/"):
-            raise self.invalid(f'{where}: the target "{target}" must be an absolute path')
-
-    def _host_path(self, source: str) -> str:
-        expanded = os.path.expanduser(source)
-        return posixpath.normpath(posixpath.join(str(self.working_dir), expanded))
-
-    def _volume_name(self, key: str, where: str) -> str:
-        spec = self.volumes.get(key)
-        if spec is None:
-            raise self.invalid(
-                f'{where}: volume "{key}" is not defined under the top-level volumes: key'
-            )
-        return spec.name
+    def _propagation(self, value: Any) -> str | None:
+        # the engine backend passes on only a propagation it knows
+        return value if value and value in PROPAGATION else None
 
     def _depends_on(self, value: Any) -> None:
         names = list(value) if isinstance(value, (list, Mapping)) else []
@@ -708,31 +424,10 @@ class _Service:
                 else:
                     self.warn(where)
 
-    def _bytes(self, value: Any, where: str) -> int:
-        try:
-            return parse_bytes(value)
-        except ValueError:
-            raise self.invalid(f"{where}: {value!r} is not a size such as 512m or 1g") from None
-
-    def _nano_cpus(self, value: Any, where: str) -> int:
-        try:
-            cpus = float(value)
-        except ValueError:
-            raise self.invalid(f"{where}: {value!r} is not a number of CPUs") from None
-        if cpus < 0:
-            raise self.invalid(f"{where}: {value!r} is not a number of CPUs")
-        return round(cpus * 1e9)
-
     def _restart(self, value: Any) -> None:
         if value is None:
             return
-        text = _text(value)
-        name, _, count = text.partition(":")
-        if name not in _RESTART_NAMES or (count and (name != "on-failure" or not count.isdigit())):
-            raise self.invalid(
-                f'restart: "{text}" is not one of "no", "always", "on-failure[:N]", '
-                '"unless-stopped"'
-            )
+        name, count = self._restart_parts(value)
         if self.restart_set_by == "deploy.restart_policy":
             self.warn("restart", "deploy.restart_policy takes precedence")
             return
@@ -744,13 +439,8 @@ class _Service:
 
     def _restart_policy(self, value: Any) -> None:
         body: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-        condition = body.get("condition") or "any"
-        name = _CONDITIONS.get(str(condition))
-        if name is None:
-            raise self.invalid(
-                f'deploy.restart_policy.condition: "{condition}" is not one of "none", '
-                '"on-failure", "any"'
-            )
+        condition = self._restart_condition(body)
+        name = _CONDITIONS[condition]
         policy: dict[str, Any] = {"Name": name}
         attempts = body.get("max_attempts")
         if attempts is not None:
@@ -773,40 +463,13 @@ class _Service:
         self.labels = model.labels_dict(value)
 
     def _healthcheck(self, value: Any) -> None:
-        if not isinstance(value, Mapping):
-            return
-        if value.get("disable"):
-            self.kwargs["healthcheck"] = {"Test": ["NONE"]}
-            return
-        check: dict[str, Any] = {}
-        test = value.get("test")
-        if isinstance(test, str):
-            check["Test"] = ["CMD-SHELL", test]
-        elif isinstance(test, list):
-            check["Test"] = [_text(t) for t in test]
-        for key, field in (
-            ("interval", "Interval"),
-            ("timeout", "Timeout"),
-            ("start_period", "StartPeriod"),
-        ):
-            raw = value.get(key)
-            if raw is not None:
-                try:
-                    check[field] = parse_go_duration(_text(raw))
-                except ValueError:
-                    raise self.invalid(
-                        f"healthcheck.{key}: {raw!r} is not a duration such as 30s or 1m30s"
-                    ) from None
-        if value.get("retries") is not None:
-            check["Retries"] = int(value["retries"])
-        if "start_interval" in value:
-            self.warn("healthcheck.start_interval", "it needs Docker Engine API 1.44")
-        if check:
+        check = self._healthcheck_spec(value, "30s or 1m30s")
+        if check is not None:
             self.kwargs["healthcheck"] = check
 
     def _tmpfs(self, value: Any) -> None:
         out: dict[str, str] = {}
-        for item in _string_list(value):
+        for item in string_list(value):
             path, _, options = item.partition(":")
             out[path] = options
         if out:
@@ -815,96 +478,35 @@ class _Service:
     def _stop_grace_period(self, value: Any) -> None:
         if value is None:
             return
-        try:
-            nanoseconds = parse_go_duration(_text(value))
-        except ValueError:
-            raise self.invalid(
-                f"stop_grace_period: {value!r} is not a duration such as 10s"
-            ) from None
+        nanoseconds = self._duration(value, "stop_grace_period", "10s")
         self.stop_timeout = int(nanoseconds / 1_000_000_000)
 
     def _logging(self, value: Any) -> None:
         if not isinstance(value, Mapping):
             return
         self.kwargs["log_config"] = {
-            "Type": _text(value.get("driver") or ""),
-            "Config": _str_map(value.get("options")),
+            "Type": text(value.get("driver") or ""),
+            "Config": str_map(value.get("options")),
         }
 
     def _ulimits(self, value: Any) -> None:
-        if not isinstance(value, Mapping):
-            return
-        limits: list[dict[str, Any]] = []
-        for name, body in value.items():
-            if isinstance(body, Mapping):
-                soft, hard = int(body["soft"]), int(body["hard"])
-            else:
-                soft = hard = int(body)
-            limits.append({"Name": str(name), "Soft": soft, "Hard": hard})
+        limits = ulimit_list(value)
         if limits:
             self.kwargs["ulimits"] = limits
 
     def _sysctls(self, value: Any) -> None:
-        sysctls = {k: v or "" for k, v in _key_values(value).items()}
+        sysctls = sysctl_map(value)
         if sysctls:
             self.kwargs["sysctls"] = sysctls
 
     def _extra_hosts(self, value: Any) -> None:
         if isinstance(value, Mapping):
-            hosts = [f"{k}:{_text(v)}" for k, v in value.items()]
+            hosts = [f"{k}:{text(v)}" for k, v in value.items()]
         else:
-            hosts = _string_list(value)
+            hosts = string_list(value)
         if hosts:
             self.kwargs["extra_hosts"] = hosts
 
     def _shm_size(self, value: Any) -> None:
         if value is not None:
             self.kwargs["shm_size"] = self._bytes(value, "shm_size")
-
-
-def _is_path(source: str) -> bool:
-    """Compose's rule: a source that starts like a path is a bind mount, else a volume name."""
-    return source.startswith((".", "/", "~"))
-
-
-def _split_volume(spec: str) -> tuple[str, str, str]:
-    """(source, target, mode) of a short-syntax volume; a lone path is an anonymous volume."""
-    parts = spec.split(":")
-    if len(parts) == 1:
-        return "", parts[0], ""
-    if len(parts) == 2:
-        return parts[0], parts[1], ""
-    return parts[0], parts[1], ":".join(parts[2:])
-
-
-def _short_port(spec: str) -> list[tuple[str, str, str]]:
-    """``[ip:][host[-end]:]container[-end][/proto]`` -> (container/proto, host ip, host port).
-
-    The spec is already valid (the schema's ``ports`` format). Equal-sized ranges pair up
-    port by port; a host range for one container port is left to the engine to pick from.
-    """
-    parts = spec.split(":")
-    if len(parts) == 1:
-        ip, host, container = "", "", parts[0]
-    elif len(parts) == 2:
-        ip, host, container = "", parts[0], parts[1]
-    else:
-        ip, host, container = ":".join(parts[:-2]), parts[-2], parts[-1]
-    if ip.startswith("[") and ip.endswith("]"):
-        ip = ip[1:-1]
-    port, _, proto = container.partition("/")
-    proto = (proto.split("/")[0] or "tcp").lower()
-    c_start, c_end = _port_range(port)
-    if not host:
-        return [(f"{p}/{proto}", ip, "") for p in range(c_start, c_end + 1)]
-    h_start, h_end = _port_range(host)
-    if c_start == c_end:
-        host_port = str(h_start) if h_start == h_end else f"{h_start}-{h_end}"
-        return [(f"{c_start}/{proto}", ip, host_port)]
-    return [(f"{c_start + i}/{proto}", ip, str(h_start + i)) for i in range(c_end - c_start + 1)]
-
-
-def _port_range(text: str) -> tuple[int, int]:
-    start, _, end = text.partition("-")
-    end = end.split("-")[0]
-    return int(start), int(end) if end else int(start)

@@ -95,6 +95,30 @@ def _reason(exc: Any) -> str:
     return str(explanation or exc).strip()
 
 
+class LazyClient:
+    """A backend's Docker SDK client: the one it was given, else one made from the
+    environment on first use (and pinged, so that an unreachable engine fails at once)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with translated("connecting to the Docker Engine"):
+                self._client = _docker().from_env(timeout=120)
+                self._client.ping()
+        return self._client
+
+
+def deploy_failed(stack: str, exc: ComposeSecretsError) -> DeployFailedError:
+    """The error of a deploy of ``stack`` that failed with ``exc`` and was undone."""
+    return DeployFailedError(
+        f"deploy of stack {stack} failed: {exc.message}; the changes of this run were undone",
+        hint=exc.hint,
+    )
+
+
 @dataclass
 class _Desired:
     name: str
@@ -115,21 +139,10 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class EngineBackend:
+class EngineBackend(LazyClient):
     """Stacks as labelled containers on a single Docker Engine."""
 
     name = "engine"
-
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            with translated("connecting to the Docker Engine"):
-                self._client = _docker().from_env(timeout=120)
-                self._client.ping()
-        return self._client
 
     # ------------------------------------------------------------------ queries
     def _stack_containers(self, stack: str) -> list[Any]:
@@ -287,11 +300,7 @@ class EngineBackend:
             self._check_running(request, run)
         except ComposeSecretsError as exc:
             self._undo(run, progress)
-            raise DeployFailedError(
-                f"deploy of stack {request.stack} failed: {exc.message}; the changes of this "
-                "run were undone",
-                hint=exc.hint,
-            ) from None
+            raise deploy_failed(request.stack, exc) from None
         removed = self._remove_extra(request, desired, existing, progress)
         self._remove_unused_networks(request, progress)
         return DeployResult(

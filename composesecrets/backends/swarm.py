@@ -38,7 +38,14 @@ from composesecrets.backends import (
     RemoveResult,
     ServiceSecrets,
 )
-from composesecrets.backends.engine import _docker, _parallel, _reason, translated
+from composesecrets.backends.engine import (
+    LazyClient,
+    _docker,
+    _parallel,
+    _reason,
+    deploy_failed,
+    translated,
+)
 from composesecrets.backends.swarmspec import (
     NAMESPACE_LABEL,
     SwarmNetwork,
@@ -49,7 +56,6 @@ from composesecrets.errors import (
     BackendError,
     ComposeSecretsError,
     ConflictError,
-    DeployFailedError,
     InternalError,
 )
 
@@ -127,24 +133,13 @@ class _Change:
     replicas: int | None  # None: global
 
 
-class SwarmBackend:
+class SwarmBackend(LazyClient):
     """Stacks as services on a Docker Swarm (the engine must be a swarm manager)."""
 
     name = "swarm"
     converge_timeout = 120.0  # seconds for the tasks of a deploy to run
     remove_timeout = 120.0  # seconds for the tasks of removed services to go
     poll_interval = 0.2
-
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            with translated("connecting to the Docker Engine"):
-                self._client = _docker().from_env(timeout=120)
-                self._client.ping()
-        return self._client
 
     # ------------------------------------------------------------------ queries
     def _stack_services(self, stack: str) -> list[dict[str, Any]]:
@@ -303,11 +298,7 @@ class SwarmBackend:
             self._wait_running(changes, progress)
         except ComposeSecretsError as exc:
             self._undo(run, progress)
-            raise DeployFailedError(
-                f"deploy of stack {request.stack} failed: {exc.message}; the changes of this "
-                "run were undone",
-                hint=exc.hint,
-            ) from None
+            raise deploy_failed(request.stack, exc) from None
         wanted = {spec.name for spec in services.values()}
         removed = self._remove_services(
             [s for name, s in existing.items() if name not in wanted], progress

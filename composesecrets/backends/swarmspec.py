@@ -15,33 +15,26 @@ it becomes a warning naming the key and the service. ``x-`` keys are ignored.
 
 from __future__ import annotations
 
+import functools
 import os
-import posixpath
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from composesecrets import model
-from composesecrets.backends.containerspec import (
-    _PROPAGATION,
-    _VOLUME_OPTIONS,
+from composesecrets.backends.servicecommon import (
     DEFAULT_NETWORK,
-    _engine_name,
-    _is_path,
-    _key_values,
-    _short_port,
-    _split_volume,
-    _str_map,
-    _string_list,
-    _text,
+    ServiceTranslator,
+    StackNetwork,
+    declared,
     fingerprint,
-    parse_bytes,
+    short_port,
+    str_map,
+    string_list,
+    sysctl_map,
+    text,
+    ulimit_list,
 )
-from composesecrets.compose import interpolate
-from composesecrets.compose.formats import parse_go_duration
-from composesecrets.errors import InputError, InvalidComposeError
 
 __all__ = [
     "NAMESPACE_LABEL",
@@ -54,18 +47,8 @@ NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
 @dataclass(frozen=True)
-class SwarmNetwork:
+class SwarmNetwork(StackNetwork):
     """A network the stack uses; ``name`` is its name on the swarm."""
-
-    name: str
-    key: str
-    driver: str
-    labels: dict[str, str]
-    internal: bool
-    attachable: bool
-    external: bool
-    options: dict[str, str]
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,9 +119,7 @@ def stack_specs(
 
 def _networks(raw: Any, stack_name: str) -> dict[str, SwarmNetwork]:
     out: dict[str, SwarmNetwork] = {}
-    for key, value in (raw or {}).items() if isinstance(raw, Mapping) else ():
-        body: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-        name, external = _engine_name(key, body, stack_name)
+    for key, body, name, external in declared(raw, stack_name):
         warnings = []
         driver = str(body.get("driver") or "overlay")
         if "ipam" in body:
@@ -153,7 +134,7 @@ def _networks(raw: Any, stack_name: str) -> dict[str, SwarmNetwork]:
             # so that `docker run --network` can reach the stack for debugging
             attachable=True if driver == "overlay" else bool(body.get("attachable")),
             external=external,
-            options=_str_map(body.get("driver_opts")),
+            options=str_map(body.get("driver_opts")),
             warnings=tuple(warnings),
         )
     return out
@@ -170,15 +151,13 @@ class _Volume:
 
 def _volumes(raw: Any, stack_name: str) -> dict[str, _Volume]:
     out: dict[str, _Volume] = {}
-    for key, value in (raw or {}).items() if isinstance(raw, Mapping) else ():
-        body: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-        name, external = _engine_name(key, body, stack_name)
+    for key, body, name, external in declared(raw, stack_name):
         driver = body.get("driver")
         out[key] = _Volume(
             name,
             external,
             str(driver) if driver else None,
-            _str_map(body.get("driver_opts")),
+            str_map(body.get("driver_opts")),
             model.labels_dict(body.get("labels")),
         )
     return out
@@ -206,30 +185,22 @@ NOT_APPLIED: dict[str, str] = {
     "expose": "container ports are reachable on the stack's networks without it",
 }
 
-_CONDITIONS = frozenset(("none", "on-failure", "any"))
-_RESTART_TO_CONDITION = {"no": "none", "always": "any", "unless-stopped": "any"}
+# restart: -> deploy.restart_policy.condition
+_RESTART_TO_CONDITION = {
+    "no": "none",
+    "always": "any",
+    "unless-stopped": "any",
+    "on-failure": "on-failure",
+}
 
 
-class _Service:
+class _Service(ServiceTranslator[SwarmNetwork, _Volume]):
     """Translates one service; warnings in compose-key order."""
 
-    def __init__(
-        self,
-        name: str,
-        config: dict[str, Any],
-        stack: model.Stack,
-        stack_name: str,
-        networks: Mapping[str, SwarmNetwork],
-        volumes: Mapping[str, _Volume],
-        environ: Mapping[str, str],
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.stack = stack
-        self.stack_name = stack_name
-        self.stack_networks = networks
-        self.volumes = volumes
-        self.environ = environ
+    backend = "swarm"
+    not_applied = NOT_APPLIED
+
+    def _start(self) -> None:
         self.container: dict[str, Any] = {}
         self.task: dict[str, Any] = {}
         self.mode: dict[str, Any] = {"Replicated": {"Replicas": 1}}
@@ -238,35 +209,11 @@ class _Service:
         self.rollback_config: dict[str, Any] | None = None
         self.endpoint: dict[str, Any] = {}
         self.mounts: list[dict[str, Any]] = []
-        self.warnings: list[str] = []
-
-    def warn(self, key: str, reason: str = "unsupported key") -> None:
-        self.warnings.append(
-            f'service "{self.name}": {key} is not applied by the swarm backend: {reason}'
-        )
-
-    def invalid(self, message: str) -> InvalidComposeError:
-        return InvalidComposeError(f'service "{self.name}": {message}')
 
     def spec(self) -> SwarmService:
-        image = self.config.get("image")
-        if not isinstance(image, str) or not image:
-            raise self.invalid(
-                "no image: the swarm backend does not build images; set image: to an existing image"
-            )
+        image = self.image()
         self.container["Image"] = image
-        handlers = self._handlers()
-        for key, value in self.config.items():
-            if key.startswith("x-") or key in ("secrets", "image", "environment", "env_file"):
-                continue
-            if key in NOT_APPLIED:
-                self.warn(key, NOT_APPLIED[key])
-                continue
-            handler = handlers.get(key)
-            if handler is None:
-                self.warn(key)
-                continue
-            handler(value)
+        self.apply(self._handlers(), ("secrets", "image", "environment", "env_file"))
         if "restart" in self.config and "RestartPolicy" not in self.task:
             self._restart(self.config["restart"])
         self._environment()
@@ -290,15 +237,11 @@ class _Service:
 
     def _handlers(self) -> dict[str, Callable[[Any], None]]:
         def direct(field: str, convert: Callable[[Any], Any]) -> Callable[[Any], None]:
-            def handle(value: Any) -> None:
-                if value is not None:
-                    self.container[field] = convert(value)
-
-            return handle
+            return self.direct(self.container, field, convert)
 
         return {
-            "command": self._command("Args"),
-            "entrypoint": self._command("Command"),
+            "command": direct("Args", functools.partial(self._split_command, "command")),
+            "entrypoint": direct("Command", functools.partial(self._split_command, "entrypoint")),
             "ports": self._ports,
             "networks": self._networks,
             "volumes": self._volumes,
@@ -312,14 +255,14 @@ class _Service:
             "extra_hosts": self._extra_hosts,
             "dns": self._dns("Nameservers"),
             "dns_search": self._dns("Search"),
-            "sysctls": direct("Sysctls", lambda v: {k: w or "" for k, w in _key_values(v).items()}),
+            "sysctls": direct("Sysctls", sysctl_map),
             "ulimits": self._ulimits,
-            "cap_add": direct("CapabilityAdd", _string_list),
-            "cap_drop": direct("CapabilityDrop", _string_list),
-            "user": direct("User", _text),
-            "working_dir": direct("Dir", _text),
-            "hostname": direct("Hostname", _text),
-            "stop_signal": direct("StopSignal", _text),
+            "cap_add": direct("CapabilityAdd", string_list),
+            "cap_drop": direct("CapabilityDrop", string_list),
+            "user": direct("User", text),
+            "working_dir": direct("Dir", text),
+            "hostname": direct("Hostname", text),
+            "stop_signal": direct("StopSignal", text),
             "read_only": direct("ReadOnly", bool),
             "init": direct("Init", bool),
             "tty": direct("TTY", bool),
@@ -328,105 +271,33 @@ class _Service:
 
     # ------------------------------------------------------------------ container
 
-    def _command(self, field: str) -> Callable[[Any], None]:
-        def handle(value: Any) -> None:
-            if value is None:
-                return
-            if isinstance(value, list):
-                self.container[field] = [_text(v) for v in value]
-                return
-            try:
-                self.container[field] = shlex.split(_text(value))
-            except ValueError as exc:
-                key = "entrypoint" if field == "Command" else "command"
-                raise self.invalid(f"{key}: cannot split {value!r}: {exc}") from None
-
-        return handle
-
     def _environment(self) -> None:
-        env: dict[str, str] = {}
-        working_dir = str(self.stack.working_dir)
-        for item in _string_list(self.config.get("env_file")):
-            path = Path(posixpath.join(working_dir, os.path.expanduser(item)))
-            if not path.is_file():
-                raise InputError(
-                    f'service "{self.name}": env_file {item} ({path}) does not exist or is '
-                    "not a regular file"
-                )
-            env.update(interpolate.read_env_file(path))
-        for key, value in _key_values(self.config.get("environment")).items():
-            if value is not None:
-                env[key] = value
-            elif key in self.environ:
-                env[key] = self.environ[key]
-            else:
-                env.pop(key, None)
+        env = self._environment_map()
         if env:
             self.container["Env"] = sorted(f"{k}={v}" for k, v in env.items())
-
-    def _duration(self, value: Any, where: str) -> int:
-        try:
-            return int(parse_go_duration(_text(value)))
-        except ValueError:
-            raise self.invalid(
-                f"{where}: {value!r} is not a duration such as 10s or 1m30s"
-            ) from None
-
-    def _bytes(self, value: Any, where: str) -> int:
-        try:
-            return parse_bytes(value)
-        except ValueError:
-            raise self.invalid(f"{where}: {value!r} is not a size such as 512m or 1g") from None
-
-    def _nano_cpus(self, value: Any, where: str) -> int:
-        try:
-            cpus = float(value)
-        except ValueError:
-            cpus = -1.0
-        if cpus < 0:
-            raise self.invalid(f"{where}: {value!r} is not a number of CPUs")
-        return round(cpus * 1e9)
 
     def _stop_grace_period(self, value: Any) -> None:
         if value is not None:
             self.container["StopGracePeriod"] = self._duration(value, "stop_grace_period")
 
     def _healthcheck(self, value: Any) -> None:
-        if not isinstance(value, Mapping):
-            return
-        if value.get("disable"):
-            self.container["Healthcheck"] = {"Test": ["NONE"]}
-            return
-        check: dict[str, Any] = {}
-        test = value.get("test")
-        if isinstance(test, str):
-            check["Test"] = ["CMD-SHELL", test]
-        elif isinstance(test, list):
-            check["Test"] = [_text(t) for t in test]
-        for key, api in (("interval", "Interval"), ("timeout", "Timeout"),
-                         ("start_period", "StartPeriod")):  # fmt: skip
-            if value.get(key) is not None:
-                check[api] = self._duration(value[key], f"healthcheck.{key}")
-        if value.get("retries") is not None:
-            check["Retries"] = int(value["retries"])
-        if "start_interval" in value:
-            self.warn("healthcheck.start_interval", "it needs Docker Engine API 1.44")
-        if check:
+        check = self._healthcheck_spec(value, "10s or 1m30s")
+        if check is not None:
             self.container["Healthcheck"] = check
 
     def _logging(self, value: Any) -> None:
         if isinstance(value, Mapping):
             self.task["LogDriver"] = {
-                "Name": _text(value.get("driver") or "json-file"),
-                "Options": _str_map(value.get("options")),
+                "Name": text(value.get("driver") or "json-file"),
+                "Options": str_map(value.get("options")),
             }
 
     def _extra_hosts(self, value: Any) -> None:
         if isinstance(value, Mapping):
-            pairs = [(str(k), _text(v)) for k, v in value.items()]
+            pairs = [(str(k), text(v)) for k, v in value.items()]
         else:
             pairs = []
-            for item in _string_list(value):
+            for item in string_list(value):
                 host, _, address = item.partition(":")
                 pairs.append((host, address))
         if pairs:
@@ -435,22 +306,14 @@ class _Service:
 
     def _dns(self, field: str) -> Callable[[Any], None]:
         def handle(value: Any) -> None:
-            items = _string_list(value)
+            items = string_list(value)
             if items:
                 self.container.setdefault("DNSConfig", {})[field] = items
 
         return handle
 
     def _ulimits(self, value: Any) -> None:
-        if not isinstance(value, Mapping):
-            return
-        limits = []
-        for name, body in value.items():
-            if isinstance(body, Mapping):
-                soft, hard = int(body["soft"]), int(body["hard"])
-            else:
-                soft = hard = int(body)
-            limits.append({"Name": str(name), "Soft": soft, "Hard": hard})
+        limits = ulimit_list(value)
         if limits:
             self.container["Ulimits"] = limits
 
@@ -460,19 +323,17 @@ class _Service:
         ports: list[dict[str, Any]] = []
         for item in value or []:
             if isinstance(item, Mapping):
-                target = item.get("target")
-                if target is None:
-                    raise self.invalid(f"ports: {item!r} has no target")
+                target = self._port_target(item)
                 port: dict[str, Any] = {
                     "Protocol": str(item.get("protocol") or "tcp").lower(),
-                    "TargetPort": int(target),
+                    "TargetPort": target,
                     "PublishMode": str(item.get("mode") or "ingress"),
                 }
                 if item.get("published") is not None:
-                    port["PublishedPort"] = int(_text(item["published"]))
+                    port["PublishedPort"] = int(text(item["published"]))
                 ports.append(port)
                 continue
-            for container, host_ip, host_port in _short_port(_text(item)):
+            for container, host_ip, host_port in short_port(text(item)):
                 number, _, protocol = container.partition("/")
                 if host_ip:
                     self.warn(f"ports {item!r} host IP", "Swarm publishes on every address")
@@ -493,118 +354,21 @@ class _Service:
             self.endpoint["Ports"] = ports
 
     def _networks(self, value: Any) -> None:
-        entries: dict[str, Any]
-        if value is None:
-            entries = {DEFAULT_NETWORK: None}
-        elif isinstance(value, list):
-            entries = {str(v): None for v in value}
-        else:
-            entries = dict(value)
-        attachments = []
-        for key, body in entries.items():
-            spec = self.stack_networks.get(key)
-            if spec is None and key != DEFAULT_NETWORK:
-                raise self.invalid(
-                    f'network "{key}" is not defined under the top-level networks: key'
-                )
-            aliases = [self.name]
-            if isinstance(body, Mapping):
-                for alias in body.get("aliases") or []:
-                    if str(alias) not in aliases:
-                        aliases.append(str(alias))
-                for extra in ("ipv4_address", "ipv6_address", "driver_opts", "priority"):
-                    if extra in body:
-                        self.warn(f"networks.{key}.{extra}")
-            name = spec.name if spec is not None else f"{self.stack_name}_{key}"
-            attachments.append({"Target": name, "Aliases": aliases})
-        self.task["Networks"] = attachments
+        extras = ("ipv4_address", "ipv6_address", "driver_opts", "priority")
+        self.task["Networks"] = [
+            {"Target": name, "Aliases": aliases}
+            for name, aliases in self._attachments(value, extras)
+        ]
 
     # ------------------------------------------------------------------ mounts
 
     def _volumes(self, value: Any) -> None:
-        for index, item in enumerate(value or []):
-            where = f"volumes[{index}]"
-            if isinstance(item, Mapping):
-                self.mounts.append(self._long_volume(item, where))
-                continue
-            source, target, mode = _split_volume(_text(item))
-            self._check_target(target, where)
-            options = [o for o in mode.split(",") if o] if mode else []
-            unknown = [o for o in options if o not in _VOLUME_OPTIONS]
-            if unknown:
-                raise self.invalid(f"{where}: unknown volume option {unknown[0]!r} in {item!r}")
-            read_only = "ro" in options
-            if not source:
-                self.mounts.append({"Type": "volume", "Target": target, "ReadOnly": read_only})
-            elif _is_path(source):
-                propagation = [o for o in options if o in _PROPAGATION]
-                self.mounts.append(
-                    self._bind(source, target, read_only, propagation[-1] if propagation else None)
-                )
-            else:
-                self.mounts.append(
-                    self._named(source, target, read_only, "nocopy" in options, where)
-                )
+        self.mounts.extend(self._mounts(value))
 
-    def _long_volume(self, item: Mapping[str, Any], where: str) -> dict[str, Any]:
-        kind = item.get("type")
-        target = item.get("target")
-        if not isinstance(target, str) or not target:
-            raise self.invalid(f"{where}: a volume needs a target")
-        self._check_target(target, where)
-        read_only = bool(item.get("read_only"))
-        source = item.get("source")
-        if "consistency" in item:
-            self.warn(f"{where}.consistency", "Docker Desktop only")
-        if kind == "bind":
-            if not isinstance(source, str) or not source:
-                raise self.invalid(f"{where}: a bind mount needs a source")
-            propagation = (item.get("bind") or {}).get("propagation")
-            return self._bind(source, target, read_only, propagation)
-        if kind == "volume":
-            nocopy = bool((item.get("volume") or {}).get("nocopy"))
-            if isinstance(source, str) and source:
-                return self._named(source, target, read_only, nocopy, where)
-            mount: dict[str, Any] = {"Type": "volume", "Target": target, "ReadOnly": read_only}
-            if nocopy:
-                mount["VolumeOptions"] = {"NoCopy": True}
-            return mount
-        if kind == "tmpfs":
-            mount = {"Type": "tmpfs", "Target": target, "ReadOnly": read_only}
-            size = (item.get("tmpfs") or {}).get("size")
-            if size is not None:
-                mount["TmpfsOptions"] = {"SizeBytes": self._bytes(size, f"{where}.tmpfs.size")}
-            return mount
-        raise self.invalid(f'{where}: volume type "{kind}" is not supported by the swarm backend')
-
-    def _check_target(self, target: str, where: str) -> None:
-        if not target.startswith("/"):
-            raise self.invalid(f'{where}: the target "{target}" must be an absolute path')
-
-    def _bind(
-        self, source: str, target: str, read_only: bool, propagation: str | None
-    ) -> dict[str, Any]:
-        host = posixpath.normpath(
-            posixpath.join(str(self.stack.working_dir), os.path.expanduser(source))
-        )
-        mount: dict[str, Any] = {
-            "Type": "bind",
-            "Source": host,
-            "Target": target,
-            "ReadOnly": read_only,
-        }
-        if propagation:
-            mount["BindOptions"] = {"Propagation": propagation}
-        return mount
-
-    def _named(
+    def _named_mount(
         self, key: str, target: str, read_only: bool, nocopy: bool, where: str
     ) -> dict[str, Any]:
-        volume = self.volumes.get(key)
-        if volume is None:
-            raise self.invalid(
-                f'{where}: volume "{key}" is not defined under the top-level volumes: key'
-            )
+        volume = self._volume(key, where)
         mount: dict[str, Any] = {
             "Type": "volume",
             "Source": volume.name,
@@ -626,7 +390,7 @@ class _Service:
         return mount
 
     def _tmpfs(self, value: Any) -> None:
-        for item in _string_list(value):
+        for item in string_list(value):
             path, _, options = item.partition(":")
             self._check_target(path, "tmpfs")
             mount: dict[str, Any] = {"Type": "tmpfs", "Target": path}
@@ -656,7 +420,7 @@ class _Service:
             "update_config": self._update("update_config"),
             "rollback_config": self._update("rollback_config"),
             "labels": lambda v: self.labels.update(model.labels_dict(v)),
-            "endpoint_mode": lambda v: self.endpoint.update(Mode=_text(v)) if v else None,
+            "endpoint_mode": lambda v: self.endpoint.update(Mode=text(v)) if v else None,
         }
         for key, body in value.items():
             handler = handlers.get(key)
@@ -690,10 +454,10 @@ class _Service:
         placement: dict[str, Any] = {}
         for key, body in value.items():
             if key == "constraints":
-                placement["Constraints"] = _string_list(body)
+                placement["Constraints"] = string_list(body)
             elif key == "preferences":
                 placement["Preferences"] = [
-                    {"Spread": {"SpreadDescriptor": _text(p.get("spread"))}}
+                    {"Spread": {"SpreadDescriptor": text(p.get("spread"))}}
                     for p in body or []
                     if isinstance(p, Mapping) and p.get("spread")
                 ]
@@ -727,7 +491,7 @@ class _Service:
                     out["GenericResources"] = [
                         {
                             "DiscreteResourceSpec": {
-                                "Kind": _text(spec["discrete_resource_spec"].get("kind")),
+                                "Kind": text(spec["discrete_resource_spec"].get("kind")),
                                 "Value": int(spec["discrete_resource_spec"].get("value") or 0),
                             }
                         }
@@ -744,13 +508,7 @@ class _Service:
 
     def _restart_policy(self, value: Any) -> None:
         body: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-        condition = str(body.get("condition") or "any")
-        if condition not in _CONDITIONS:
-            raise self.invalid(
-                f'deploy.restart_policy.condition: "{condition}" is not one of "none", '
-                '"on-failure", "any"'
-            )
-        policy: dict[str, Any] = {"Condition": condition}
+        policy: dict[str, Any] = {"Condition": self._restart_condition(body)}
         for key, api in (("delay", "Delay"), ("window", "Window")):
             if body.get(key) is not None:
                 policy[api] = self._duration(body[key], f"deploy.restart_policy.{key}")
@@ -763,19 +521,10 @@ class _Service:
     def _restart(self, value: Any) -> None:
         if value is None:
             return
-        text = _text(value)
-        name, _, count = text.partition(":")
-        if name == "on-failure" and (not count or count.isdigit()):
-            policy: dict[str, Any] = {"Condition": "on-failure"}
-            if count:
-                policy["MaxAttempts"] = int(count)
-        elif name in _RESTART_TO_CONDITION and not count:
-            policy = {"Condition": _RESTART_TO_CONDITION[name]}
-        else:
-            raise self.invalid(
-                f'restart: "{text}" is not one of "no", "always", "on-failure[:N]", '
-                '"unless-stopped"'
-            )
+        name, count = self._restart_parts(value)
+        policy: dict[str, Any] = {"Condition": _RESTART_TO_CONDITION[name]}
+        if count:
+            policy["MaxAttempts"] = int(count)
         self.task["RestartPolicy"] = policy
 
     def _update(self, key: str) -> Callable[[Any], None]:
@@ -792,11 +541,11 @@ class _Service:
                 elif name in ("delay", "monitor"):
                     config[name.capitalize()] = self._duration(body, where)
                 elif name == "failure_action":
-                    config["FailureAction"] = _text(body)
+                    config["FailureAction"] = text(body)
                 elif name == "max_failure_ratio":
                     config["MaxFailureRatio"] = float(body)
                 elif name == "order":
-                    config["Order"] = _text(body)
+                    config["Order"] = text(body)
                 else:
                     self.warn(where)
             if key == "update_config":
