@@ -106,7 +106,7 @@ class LazyClient:
     def client(self) -> Any:
         if self._client is None:
             with translated("connecting to the Docker Engine"):
-                self._client = _docker().from_env(timeout=120)
+                self._client = _docker().from_env(timeout=120, max_pool_size=STOP_WORKERS)
                 self._client.ping()
         return self._client
 
