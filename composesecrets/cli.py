@@ -21,6 +21,7 @@ import typer
 from composesecrets import __version__
 from composesecrets.errors import (
     ComposeSecretsError,
+    InputError,
     IntegrityError,
     InternalError,
     InvalidComposeError,
@@ -164,13 +165,18 @@ def validate(
     for group in groups:
         try:
             project = _load(group, compat=compat, env_file=env_file, stack=stack)
-        except ParseError as exc:
+        except InputError as exc:
             if fmt is ValidateFormat.text and len(groups) == 1:
                 raise
+            # unreadable input is reported in the requested format too (CI parses it)
+            if isinstance(exc, ParseError):
+                where = (exc.file, exc.line, exc.column, exc.detail, "yaml")
+            else:
+                where = (" ".join(group) or ".", 0, 0, exc.message, "input")
             found.append(
-                diag.Diagnostic(exc.file, exc.line, exc.column, "", "error", exc.detail, "yaml")
+                diag.Diagnostic(where[0], where[1], where[2], "", "error", where[3], where[4])
             )
-            names.append(exc.file)
+            names.append(where[0])
             code = max(code, exc.exit_code)
             continue
         found += project.diagnostics

@@ -406,3 +406,14 @@ def test_console_script_module(here: Path) -> None:
     assert proc.returncode == 2
     assert "nope.yml does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_input_is_reported_in_the_ci_formats(here: Path) -> None:
+    result = run(["validate", "-c", "missing.yml", "--format", "json"])
+    assert result.code == 2
+    [found] = json.loads(result.stdout)
+    assert found["rule"] == "input" and found["file"] == "missing.yml"
+    assert "does not exist" in found["message"]
+    result = run(["validate", "-c", "missing.yml", "--format", "github"])
+    assert result.code == 2
+    assert result.stdout.startswith("::error file=missing.yml,title=input::")
