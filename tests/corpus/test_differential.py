@@ -21,35 +21,13 @@ from typing import Any
 
 import pytest
 import yaml
+from docker_oracle import find_docker
 
 CORPUS_DIR = Path(__file__).resolve().parent
 CORPUS = sorted(p.name for p in CORPUS_DIR.glob("*.yml"))
-PROBE = 'version: "3.1"\nservices:\n  probe:\n    image: busybox\n'
 
 
-def find_oracle() -> str | None:
-    """First `docker` on PATH whose CLI has `stack config` (Debian's 20.10 build lacks it)."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = shutil.which("docker", path=directory or ".")
-        if candidate is None:
-            continue
-        try:
-            probe = subprocess.run(
-                [candidate, "stack", "config", "-c", "-"],
-                input=PROBE,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0 and "probe" in probe.stdout:
-            return candidate
-    return None
-
-
-DOCKER = find_oracle()
+DOCKER = find_docker()
 
 if DOCKER is None:
     WHY = (

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from docker_oracle import find_docker
 
 from composesecrets.compose.formats import FORMAT_CHECKER, is_docker_port_spec, is_go_duration
 
@@ -584,7 +584,6 @@ def test_expose_format_accepts_anything(value: object) -> None:
 
 # --------------------------------------------------------------------------- Docker as oracle
 
-PROBE = 'version: "3.1"\nservices:\n  probe:\n    image: busybox\n'
 SCHEMA_ERROR_MARKERS = (
     "Additional property",
     " must be a",
@@ -595,29 +594,6 @@ SCHEMA_ERROR_MARKERS = (
     " must be one of",
     "Must validate",
 )
-
-
-@cache
-def find_docker() -> str | None:
-    """First docker on PATH whose CLI has a working `stack config` (no daemon needed)."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = shutil.which("docker", path=directory or ".")
-        if candidate is None:
-            continue
-        try:
-            probe = subprocess.run(
-                [candidate, "stack", "config", "-c", "-"],
-                input=PROBE,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0 and "probe" in probe.stdout:
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
