@@ -3,7 +3,6 @@ progress. Each test uses its own stack name, store and canary values, and remove
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -13,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-TMPFS_ROOT = Path("/run/composesecrets")
+from helpers import TMPFS_ROOT, canary, random_key, stat_in, write_private
 
 COMPOSE = """\
 version: "3.8"
@@ -42,17 +40,15 @@ class Tool:
     def __init__(self, work: Path, image: str) -> None:
         self.work = work
         self.stack = f"csd{uuid.uuid4().hex[:10]}"
-        self.value = f"CANARY-{uuid.uuid4()}"
+        self.value = canary()
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": str(work),
             "COMPOSESECRETS_HOME": str(work / "store"),
-            "COMPOSESECRETS_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "COMPOSESECRETS_KEY": random_key(),
         }
         (work / "compose.yaml").write_text(COMPOSE.format(image=image))
-        fd = os.open(work / "token.txt", os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, self.value.encode())
-        os.close(fd)
+        write_private(work / "token.txt", self.value)
 
     def run(
         self, *args: str, env: dict[str, str] | None = None
@@ -88,19 +84,13 @@ def tool(tmp_path: Path, docker_client: Any, test_image: str) -> Iterator[Tool]:
     assert not (TMPFS_ROOT / made.stack).exists()
 
 
-def stat_in(container: Any, path: str) -> str:
-    code, out = container.exec_run(["stat", "-c", "%u %g %a", path])
-    assert code == 0, out
-    return str(out.decode().strip())
-
-
 def test_copy_delivery_writes_files_with_owner_and_mode(tool: Tool, docker_client: Any) -> None:
     result = tool.deploy("--secret-delivery", "copy")
     assert result.returncode == 0, result.stderr
     assert "writable layer" in result.stderr  # the plaintext warning
     container = docker_client.containers.get(f"{tool.stack}_app_1")
-    assert stat_in(container, "/run/secrets/token.txt") == "1000 1000 400"
-    assert stat_in(container, "/etc/app/token") == "0 0 440"
+    assert stat_in(container, "/run/secrets/token.txt") == (1000, 1000, 0o400)
+    assert stat_in(container, "/etc/app/token") == (0, 0, 0o440)
     _code, out = container.exec_run(["cat", "/etc/app/token"])
     assert out.decode() == tool.value
     assert not (TMPFS_ROOT / tool.stack).exists()  # nothing on the host's tmpfs
@@ -133,7 +123,7 @@ def test_redeploy_after_restart_brings_the_stack_back(tool: Tool, docker_client:
     assert result.returncode == 0, result.stderr
     container = docker_client.containers.get(f"{tool.stack}_app_1")
     assert container.id == first_id and container.status == "running"
-    assert stat_in(container, "/run/secrets/token.txt") == "1000 1000 400"
+    assert stat_in(container, "/run/secrets/token.txt") == (1000, 1000, 0o400)
     _code, out = container.exec_run(["cat", "/run/secrets/token.txt"])
     assert out.decode() == tool.value
 

@@ -26,30 +26,40 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import (
+    CLI_TIMEOUT,
+    EXIT_CONFLICT,
+    EXIT_NOT_FOUND,
+    TMPFS_ROOT,
+    checked_cleanup,
+    docker,
+    docker_ok,
+    docker_root,
+    files_containing,
+    labelled,
+    ours,
+    remove_leftovers,
+    store_env,
+    write_private,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+    from contextlib import AbstractContextManager
 
 REPO = Path(__file__).resolve().parents[2]
 ROTATION = REPO / "examples" / "rotation"
 WORDPRESS = REPO / "examples" / "wordpress"
 BUILD_SERVER_IMAGES = REPO / "scripts" / "build-server-images.sh"
-STACK_LABEL = "io.composesecrets.stack"
-TMPFS_ROOT = Path("/run/composesecrets")
-CLI_TIMEOUT = 180.0
 READY_TIMEOUT = 120.0
 CLIENT_UID = 1000  # examples/rotation: the client runs as 1000:1000
-EXIT_CONFLICT = 6
-EXIT_NOT_FOUND = 5
 
 # Inside a container (bash): connect as {user} to the server given by {where}, with the
 # password printed by the command {source}; SQL on standard input unless {extra} has -e. The
@@ -67,32 +77,6 @@ def connect_script(source: str, user: str, where: str = "-h db", extra: str = ""
     return _CONNECT.format(source=source, user=user, where=where, extra=extra)
 
 
-def _ours() -> list[str]:
-    script = Path(sys.executable).with_name("composesecrets")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "composesecrets"]
-
-
-def docker(
-    *args: str, stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    docker_cli = shutil.which("docker")
-    assert docker_cli, "the docker CLI is needed"
-    return subprocess.run(
-        [docker_cli, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-
-
-def docker_ok(*args: str, stdin: str | None = None) -> str:
-    proc = docker(*args, stdin=stdin)
-    assert proc.returncode == 0, f"docker {' '.join(args)}: exit {proc.returncode}: {proc.stderr}"
-    return proc.stdout
-
-
 def bash_in(
     container: str, script: str, stdin: str | None = None, user: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -108,34 +92,6 @@ def bash_in(
 def password() -> str:
     """A canary shaped like the guide's `openssl rand -base64 20` (with / + =)."""
     return f"CANARY+{uuid.uuid4().hex[:8]}/{base64.b64encode(os.urandom(12)).decode()}="
-
-
-def write_private(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value)
-
-
-def files_containing(values: Iterable[str], roots: Iterable[Path], scratch: Path) -> list[str]:
-    """Files under ``roots`` holding any of ``values`` (grep -rlF, patterns from a file)."""
-    existing = [str(root) for root in roots if root.exists()]
-    patterns = [v for v in values if v]
-    if not existing or not patterns:
-        return []
-    pattern_file = scratch / f"patterns-{uuid.uuid4().hex}"
-    write_private(pattern_file, "\n".join(patterns) + "\n")
-    try:
-        proc = subprocess.run(
-            ["grep", "-rlsF", "--devices=skip", "-f", str(pattern_file), "--", *existing],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-    finally:
-        pattern_file.unlink()
-    assert proc.returncode in (0, 1, 2), f"grep failed: {proc.stderr}"
-    return proc.stdout.split()
 
 
 def refused(proc: subprocess.CompletedProcess[str]) -> bool:
@@ -179,12 +135,7 @@ class Session:
     canaries: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSESECRETS_")}
-        self.env.update(
-            COMPOSESECRETS_HOME=str(self.base / "store"),
-            COMPOSESECRETS_KEY=base64.b64encode(os.urandom(32)).decode(),
-            DB_IMAGE=self.image,
-        )
+        self.env = {**store_env(self.base / "store"), "DB_IMAGE": self.image}
         (self.base / "work").mkdir(mode=0o700, parents=True)
 
     @property
@@ -195,7 +146,7 @@ class Session:
         self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*_ours(), *args],
+            [*ours(), *args],
             cwd=self.base / "work",
             env={**self.env, **(env or {})},
             input=stdin,
@@ -234,26 +185,14 @@ class Session:
             if proc.returncode not in (0, EXIT_NOT_FOUND):
                 problems.append(f"stack rm {stack}: exit {proc.returncode}: {proc.stderr}")
         for stack in self.stacks:
-            label = f"label={STACK_LABEL}={stack}"
-            left = docker_ok("ps", "-aq", "--filter", label).split()
-            nets = docker_ok("network", "ls", "-q", "--filter", label).split()
-            dirs = [str(p) for p in TMPFS_ROOT.glob(f"{stack}*")] if TMPFS_ROOT.is_dir() else []
-            if left or nets or dirs:
-                problems.append(f"{stack} left containers {left}, networks {nets}, tmpfs {dirs}")
-                if left:
-                    docker("rm", "-f", *left)
-                if nets:
-                    docker("network", "rm", *nets)
-                for d in dirs:
-                    subprocess.run(["umount", "-l", d], capture_output=True, check=False)
-                    shutil.rmtree(d, ignore_errors=True)
+            problems += remove_leftovers(stack)
             # Named volumes outlive `stack rm` (as with docker stack rm): remove them here.
-            volumes = docker_ok("volume", "ls", "-q", "--filter", label).split()
+            volumes = docker_ok("volume", "ls", "-q", "--filter", labelled(stack)).split()
             if volumes:
                 removed = docker("volume", "rm", *volumes)
                 if removed.returncode != 0:
                     problems.append(f"volumes of {stack} not removable: {removed.stderr}")
-        root = Path(docker_ok("info", "-f", "{{.DockerRootDir}}").strip())
+        root = docker_root()
         leaked = files_containing(
             self.canaries,
             [root / "containers", root / "volumes", self.store, TMPFS_ROOT],
@@ -264,17 +203,8 @@ class Session:
         return problems
 
 
-@contextmanager
-def session(base: Path, image: str) -> Iterator[Session]:
-    current = Session(base=base, image=image)
-    try:
-        yield current
-    except BaseException:
-        current.cleanup()
-        raise
-    problems = current.cleanup()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+def session(base: Path, image: str) -> AbstractContextManager[Session]:
+    return checked_cleanup(Session(base=base, image=image))
 
 
 def wait_until(what: str, probe: Callable[[], bool], containers: Sequence[str]) -> None:
@@ -494,8 +424,7 @@ def test_rotate_script_end_to_end(docker_client: Any, mariadb_image: str, tmp_pa
         assert "rotate: success:" in proc.stdout
         assert "written before the rotation" in proc.stdout
         assert current.secret_names() == []
-        label = f"label={STACK_LABEL}={stack}"
-        assert docker_ok("volume", "ls", "-q", "--filter", label).split() == []
+        assert docker_ok("volume", "ls", "-q", "--filter", labelled(stack)).split() == []
 
 
 # ------------------------------------------------------------------ the WordPress example
@@ -537,7 +466,7 @@ def test_wordpress_example_validates_with_images_overridden(
     # Without the variables, the guide's images.
     plain = {k: v for k, v in tool.env.items() if k != "DB_IMAGE"}
     proc = subprocess.run(
-        [*_ours(), "config", "-c", compose, "--format", "json"],
+        [*ours(), "config", "-c", compose, "--format", "json"],
         env=plain, capture_output=True, text=True, check=False, timeout=CLI_TIMEOUT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -562,7 +491,7 @@ def test_wordpress_example_database_part_deploys(
             env={"WORDPRESS_IMAGE": mariadb_image},  # checked although it runs 0 replicas
         )  # fmt: skip
         db = f"{stack}_db_1"
-        label = f"label={STACK_LABEL}={stack}"
+        label = labelled(stack)
         assert docker_ok("ps", "-a", "--filter", label, "--format", "{{.Names}}").split() == [db]
         as_user = connect_script(
             "cat /run/secrets/db_password", "wordpress", where="-h 127.0.0.1",

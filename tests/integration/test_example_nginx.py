@@ -18,11 +18,9 @@ It runs with the engine backend, and with the swarm backend (port in `mode: host
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -37,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from helpers import CLI_TIMEOUT, TMPFS_ROOT, docker, docker_ok, free_port, ours, store_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "nginx-tls"
 BUILD_SERVER_IMAGES = REPO / "scripts" / "build-server-images.sh"
-TMPFS_ROOT = Path("/run/composesecrets")
-CLI_TIMEOUT = 180.0
 SERVE_TIMEOUT = 60.0
 GONE_TIMEOUT = 30.0
 
@@ -60,31 +57,6 @@ SOURCES = {
     "/run/secrets/site.crt": "site.crt",
     "/etc/nginx/conf.d/site.conf": "site.conf",
 }
-
-
-def _ours() -> list[str]:
-    script = Path(sys.executable).with_name("composesecrets")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "composesecrets"]
-
-
-def docker(*args: str) -> subprocess.CompletedProcess[str]:
-    found = shutil.which("docker")
-    assert found, "the docker CLI is needed"
-    return subprocess.run([found, *args], capture_output=True, text=True, check=False, timeout=120)
-
-
-def docker_ok(*args: str) -> str:
-    proc = docker(*args)
-    assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr.strip()}"
-    return proc.stdout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, probe: Callable[[], bool], timeout: float) -> None:
@@ -142,7 +114,7 @@ class Deployment:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*_ours(), *args],
+            [*ours(), *args],
             cwd=self.workdir,
             env=self.env,
             capture_output=True,
@@ -249,14 +221,8 @@ def deployment(
 ) -> Iterator[Deployment]:
     backend: str = request.param
     _backend_ready(request, backend)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSESECRETS_")}
     port = free_port()
-    env.update(
-        COMPOSESECRETS_HOME=str(tmp_path / "store"),
-        COMPOSESECRETS_KEY=base64.b64encode(os.urandom(32)).decode(),
-        NGINX_PORT=str(port),
-        NGINX_IMAGE=nginx_image,
-    )
+    env = {**store_env(tmp_path / "store"), "NGINX_PORT": str(port), "NGINX_IMAGE": nginx_image}
     dep = Deployment(backend, f"ngx{uuid.uuid4().hex[:10]}", port, example_dir, env)
     try:
         yield dep

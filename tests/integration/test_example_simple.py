@@ -3,7 +3,6 @@ their owners and modes, `secret rm` refused while the stack uses it, allowed aft
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import canary, random_key
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "simple" / "compose.yaml"
 
@@ -52,13 +52,13 @@ def task_container(docker_client: Any, stack: str, backend: str) -> Any:
 def test_simple_example(
     backend: str, tmp_path: Path, docker_client: Any, test_image: str, swarm: Any
 ) -> None:
-    value = f"CANARY-{uuid.uuid4()}"
+    value = canary()
     stack = f"cssimple{uuid.uuid4().hex[:8]}"
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "COMPOSESECRETS_HOME": str(tmp_path / "store"),
-        "COMPOSESECRETS_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "COMPOSESECRETS_KEY": random_key(),
         "IMAGE": test_image,
     }
     created = run(env, "secret", "create", "my_secret_data", "-", stdin=value)

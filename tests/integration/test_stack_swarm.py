@@ -1,6 +1,6 @@
 """`composesecrets stack deploy --backend swarm` on the single-node swarm (issue 5).
 
-Stacks get unique names and their own store (see test_stack_engine.py for the helpers);
+Stacks get unique names and their own store (see helpers.py for the shared helpers);
 secret files hold canaries. Services run `sleep 3600` with `stop_grace_period: 1s`. Every
 session ends with `stack rm` and checks that `docker service ls`, `docker network ls`,
 `docker secret ls` and `docker ps -a` show nothing of the stack; leftovers are then removed
@@ -13,19 +13,22 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_stack_engine import (
+from helpers import (
+    EXIT_NOT_FOUND,
     EXIT_ROLLED_BACK,
     MODES_TARGETS,
     Tool,
     canary,
+    checked_cleanup,
     docker,
     docker_ok,
+    free_port,
     read_in,
     stat_in,
     wait_running,
@@ -103,7 +106,7 @@ class Session:
         problems = []
         for name in self.names:
             result = self.tool.run("stack", "rm", name)
-            if result.returncode not in (0, 5):
+            if result.returncode not in (0, EXIT_NOT_FOUND):
                 problems.append(f"stack rm {name} failed:\n{result.describe()}")
         deadline = time.monotonic() + TIMEOUT
         for name in self.names:
@@ -129,17 +132,8 @@ def _force_remove(stack: str) -> None:
         docker("rm", "-f", *ids)
 
 
-@contextmanager
-def session(base: Path) -> Iterator[Session]:
-    current = Session(Tool.create(base))
-    try:
-        yield current
-    except BaseException:
-        current.cleanup()
-        raise
-    problems = current.cleanup()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+def session(base: Path) -> AbstractContextManager[Session]:
+    return checked_cleanup(Session(Tool.create(base)))
 
 
 def task_containers(client: Any, stack: str, service: str, count: int = 1) -> list[Any]:
@@ -262,8 +256,6 @@ def test_same_files_as_the_engine_backend(docker_client: Any, modes: Deployed) -
 def test_redeploy_rotation_and_rm(
     docker_client: Any, swarm: dict[str, Any], test_image: str, tmp_path: Path
 ) -> None:
-    from test_stack_engine import free_port
-
     with session(tmp_path) as current:
         tool = current.tool
         compose = tool.workdir / "compose.yaml"

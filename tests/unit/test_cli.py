@@ -7,43 +7,16 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from composesecrets import cli
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
+from cli_helpers import Run, run_main
 
 
 def run(args: list[str], stdin: bytes | str | None = None, *, internal: bool = False) -> Run:
     """Call cli.main() as the console script does: exit codes as a user sees them."""
-    runner = CliRunner()
-    saved = sys.argv
-    with runner.isolation(input=stdin) as (out, err, _mixed):
-        sys.argv = ["composesecrets", *args]
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            sys.argv = saved
-            sys.stdout.flush()
-            sys.stderr.flush()
-        result = Run(code, out.getvalue().decode(), err.getvalue().decode())
+    result = run_main(args, stdin)
     assert "Traceback" not in result.output
     assert internal or "internal error" not in result.output
     return result

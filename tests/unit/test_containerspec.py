@@ -14,12 +14,11 @@ from typing import Any
 import docker.models.containers as sdk_containers
 import docker.types
 import pytest
-import yaml
+from compose_helpers import load_stack
 
 from composesecrets.backends import containerspec
 from composesecrets.backends.containerspec import ServiceSpec, parse_bytes, stack_specs
 from composesecrets.compose.formats import is_go_duration, parse_go_duration
-from composesecrets.compose.project import load_project
 from composesecrets.errors import InputError, InvalidComposeError
 
 IMAGE = "composesecrets-test/busybox:latest"
@@ -35,10 +34,7 @@ def load(
     stack: str = "st",
 ) -> tuple[dict[str, ServiceSpec], dict[str, containerspec.NetworkSpec], dict[str, Any]]:
     doc: dict[str, Any] = {"services": services, **(top or {})}
-    (tmp_path / "compose.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    project = load_project(["compose.yml"], environ={}, cwd=tmp_path, stack_name=stack)
-    assert project.stack is not None and not project.errors, project.errors
-    return stack_specs(project.stack, stack, environ=environ or {})
+    return stack_specs(load_stack(tmp_path, doc, stack), stack, environ=environ or {})
 
 
 def one(tmp_path: Path, body: dict[str, Any], **kwargs: Any) -> ServiceSpec:

@@ -13,18 +13,16 @@ import io
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cli_helpers import run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from composesecrets import cli
 from composesecrets.compose import diagnostics
 from composesecrets.compose.project import load_project
 from composesecrets.errors import ComposeSecretsError, InternalError
@@ -220,24 +218,6 @@ def library(data: bytes, *, compat: bool) -> int:
     return 0
 
 
-def run_cli(args: list[str], stdin: bytes) -> tuple[int, str]:
-    runner = CliRunner()
-    saved = sys.argv
-    with runner.isolation(input=stdin) as (out, err, _mixed):
-        sys.argv = ["composesecrets", *args]
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.argv = saved
-            sys.stdout.flush()
-            sys.stderr.flush()
-        output = out.getvalue().decode() + err.getvalue().decode()
-    return code, output
-
-
 # --- properties -----------------------------------------------------------------------------
 
 
@@ -282,7 +262,8 @@ CLI_ARGS = [
     args=st.sampled_from(CLI_ARGS),
 )
 def test_cli_never_crashes(text: str, args: list[str]) -> None:
-    code, output = run_cli(args, text.encode(errors="surrogatepass"))
+    result = run_main(args, text.encode(errors="surrogatepass"))
+    code, output = result.code, result.output
     assert "Traceback" not in output
     assert "internal error" not in output, output
     assert code in (0, 1, 2), output

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from compose_helpers import load_stack
 
 from composesecrets.backends import DeployRequest, get_backend
 from composesecrets.backends.swarm import SwarmBackend, swarm_secret_name
@@ -32,10 +33,7 @@ def load(
     stack: str = "st",
 ) -> tuple[dict[str, SwarmService], dict[str, SwarmNetwork]]:
     doc: dict[str, Any] = {"version": "3.8", "services": services, **(top or {})}
-    (tmp_path / "compose.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    project = load_project(["compose.yml"], environ={}, cwd=tmp_path, stack_name=stack)
-    assert project.stack is not None and not project.errors, project.errors
-    return stack_specs(project.stack, stack, environ=environ or {})
+    return stack_specs(load_stack(tmp_path, doc, stack), stack, environ=environ or {})
 
 
 def one(tmp_path: Path, body: dict[str, Any], **kwargs: Any) -> SwarmService:
