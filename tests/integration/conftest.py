@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+# helpers.py asserts too: give its failures pytest's detailed messages
+pytest.register_assert_rewrite("helpers")
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
