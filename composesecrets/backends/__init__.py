@@ -81,7 +81,10 @@ class Backend(Protocol):
         """Refuse (before anything changes) what cannot work: missing images, name clashes."""
 
     def deploy(self, request: DeployRequest, progress: Progress) -> DeployResult:
-        """Converge the engine to the request; on failure undo this run and raise."""
+        """Converge the engine to the request; on failure undo this run and raise.
+
+        Callers run :meth:`preflight` first (``stacks.deploy`` does, before the store changes),
+        so it is not repeated here."""
 
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
         """Remove everything of the stack (idempotent)."""

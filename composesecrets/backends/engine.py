@@ -264,7 +264,6 @@ class EngineBackend(LazyClient):
             ) from None
 
     def deploy(self, request: DeployRequest, progress: Progress) -> DeployResult:
-        self.preflight(request)
         run = _Run()
         root = tmpfs.runtime_root() if request.delivery == "tmpfs" else None
         existing = {c.name: c for c in self._stack_containers(request.stack)}
@@ -301,7 +300,7 @@ class EngineBackend(LazyClient):
         except ComposeSecretsError as exc:
             self._undo(run, progress)
             raise deploy_failed(request.stack, exc) from None
-        removed = self._remove_extra(request, desired, existing, progress)
+        removed = self._remove_extra(desired, existing, root, progress)
         self._remove_unused_networks(request, progress)
         return DeployResult(
             request.stack,
@@ -531,13 +530,12 @@ class EngineBackend(LazyClient):
 
     def _remove_extra(
         self,
-        request: DeployRequest,
         desired: Sequence[_Desired],
         existing: Mapping[str, Any],
+        root: Path | None,
         progress: Progress,
     ) -> list[str]:
         keep = {d.name for d in desired}
-        root = tmpfs.runtime_root() if request.delivery == "tmpfs" else None
         gone = []
         for name, container in existing.items():
             if name in keep:

@@ -76,7 +76,6 @@ class FakeBackend:
                 raise BackendError(f'service "{name}": image {spec.image} not found')
 
     def deploy(self, request: DeployRequest, progress: Progress) -> DeployResult:
-        self.preflight(request)
         before = dict(self.containers_by_stack.get(request.stack, {}))
         after: dict[str, FakeContainer] = {}
         created: list[str] = []

@@ -273,7 +273,6 @@ class SwarmBackend(LazyClient):
 
     # ------------------------------------------------------------------ deploy
     def deploy(self, request: DeployRequest, progress: Progress) -> DeployResult:
-        self.preflight(request)
         services, networks = self.translate(request)
         existing = {
             (s.get("Spec") or {}).get("Name"): s for s in self._stack_services(request.stack)
