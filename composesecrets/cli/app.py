@@ -1,0 +1,120 @@
+"""The root typer app, its global options, and the helpers every command group shares."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from composesecrets import __version__
+from composesecrets.errors import StoreLockedError
+
+app = typer.Typer(
+    name="composesecrets",
+    help="Swarm-grade secrets for plain Docker, from an ordinary compose file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+TableOrJson = Annotated[ListFormat, typer.Option("--format", help="table or json.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"composesecrets {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Store directory (default: $COMPOSESECRETS_HOME, else "
+            "~/.local/share/composesecrets).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Validate compose files, keep their secrets encrypted, deploy stacks with them."""
+    ctx.obj = {"store": store}
+
+
+def store_dir(ctx: typer.Context) -> Path | None:
+    obj = ctx.find_root().obj or {}
+    found: Path | None = obj.get("store")
+    return found
+
+
+def prompt(new: bool) -> str:
+    """Ask for the store passphrase on a terminal (twice when setting a new one)."""
+    if not sys.stdin.isatty():
+        raise StoreLockedError(
+            "the store is protected by a passphrase and there is no terminal to ask for it",
+            hint="set COMPOSESECRETS_PASSPHRASE in the environment of the command",
+        )
+    text: str = typer.prompt(
+        "New store passphrase" if new else "Store passphrase",
+        hide_input=True,
+        confirmation_prompt=new,
+        err=True,
+    )
+    return text
+
+
+def notice(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def open_store(ctx: typer.Context, *, create: bool = True) -> Any:
+    from composesecrets.store import AutoUnlock, Store
+
+    return Store.open(
+        store_dir(ctx), unlock=AutoUnlock(prompt=prompt, notice=notice), create=create
+    )
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def ago(moment: datetime) -> str:
+    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' * (n != 1)} ago"
+    return "Less than a minute ago"
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )

@@ -1,0 +1,160 @@
+"""``validate`` and ``config``: read compose files, report diagnostics, print the model."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from composesecrets.cli.app import app
+from composesecrets.cli.options import Compat, ComposeFiles, EnvFile, StackName
+from composesecrets.errors import InputError, ParseError, UsageError
+
+if TYPE_CHECKING:
+    from composesecrets.compose import diagnostics as diag
+    from composesecrets.compose.project import Project
+
+
+class ValidateFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class ConfigFormat(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
+
+def _load(
+    files: list[str] | None,
+    *,
+    compat: bool,
+    env_file: Path | None,
+    stack: str | None,
+) -> Project:
+    # imported here so that the secret and store commands do not pay for the compose loader
+    from composesecrets.compose.project import load_project
+
+    return load_project(files or [], compat=compat, env_file=env_file, stack_name=stack)
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files to validate one by one (e.g. from a pre-commit hook); -c merges instead.",
+            show_default=False,
+        ),
+    ] = None,
+    compose_file: ComposeFiles = None,
+    compat: Compat = False,
+    fmt: Annotated[
+        ValidateFormat, typer.Option("--format", help="Output: text, json or github annotations.")
+    ] = ValidateFormat.text,
+    env_file: EnvFile = None,
+    stack: StackName = None,
+    strict_warnings: Annotated[
+        bool, typer.Option("--strict-warnings", help="Fail (exit 1) on warnings too.")
+    ] = False,
+) -> None:
+    """Validate compose files: exit 0 valid, 1 invalid, 2 unreadable input or bad usage."""
+    if files and compose_file:
+        raise UsageError("give files either with -c (merged) or as arguments (one by one)")
+    groups = [[f] for f in files] if files else [compose_file or []]
+    from composesecrets.compose import diagnostics as diag
+
+    found: list[diag.Diagnostic] = []
+    names: list[str] = []
+    code = 0
+    for group in groups:
+        try:
+            project = _load(group, compat=compat, env_file=env_file, stack=stack)
+        except InputError as exc:
+            if fmt is ValidateFormat.text and len(groups) == 1:
+                raise
+            # unreadable input is reported in the requested format too (CI parses it)
+            if isinstance(exc, ParseError):
+                where = (exc.file, exc.line, exc.column, exc.detail, "yaml")
+            else:
+                where = (" ".join(group) or ".", 0, 0, exc.message, "input")
+            found.append(
+                diag.Diagnostic(where[0], where[1], where[2], "", "error", where[3], where[4])
+            )
+            names.append(where[0])
+            code = max(code, exc.exit_code)
+            continue
+        found += project.diagnostics
+        names += project.files
+        if project.errors or (strict_warnings and project.warnings):
+            code = max(code, 1)
+    _print_diagnostics(found, fmt)
+    if fmt is ValidateFormat.text:
+        errors = sum(d.severity == "error" for d in found)
+        warnings = len(found) - errors
+        verdict = "invalid" if code else "valid"
+        counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        typer.echo(f"{', '.join(names)}: {verdict} ({counts})", err=True)
+    raise typer.Exit(code)
+
+
+def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat) -> None:
+    from composesecrets.compose import diagnostics as diag
+
+    if fmt is ValidateFormat.json:
+        typer.echo(diag.render_json(found))
+    elif found:
+        render = diag.render_github if fmt is ValidateFormat.github else diag.render_text
+        typer.echo(render(found))
+
+
+@app.command()
+def config(
+    compose_file: ComposeFiles = None,
+    fmt: Annotated[
+        ConfigFormat, typer.Option("--format", help="Output: yaml or json.")
+    ] = ConfigFormat.yaml,
+    compat: Compat = False,
+    env_file: EnvFile = None,
+    stack: StackName = None,
+) -> None:
+    """Print the normalised configuration, secrets in long form with Docker's defaults."""
+    project = _load(compose_file, compat=compat, env_file=env_file, stack=stack)
+    if project.diagnostics:
+        from composesecrets.compose.diagnostics import render_text
+
+        typer.echo(render_text(project.diagnostics), err=True)
+    if project.errors or project.stack is None:
+        typer.echo("composesecrets: not printing an invalid configuration", err=True)
+        raise typer.Exit(1)
+    data = project.stack.to_config()
+    if fmt is ConfigFormat.json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(_yaml(data), nl=False)
+
+
+def _yaml(data: Any) -> str:
+    """YAML with secret modes written in octal (0440), as Docker's docs write them."""
+    import yaml
+
+    class OctalMode(int):
+        pass
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def octal(dumper: yaml.SafeDumper, value: OctalMode) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:int", f"0{int(value):o}")
+
+    Dumper.add_representer(OctalMode, octal)
+    for service in (data.get("services") or {}).values():
+        for ref in service.get("secrets") or [] if isinstance(service, dict) else []:
+            ref["mode"] = OctalMode(ref["mode"])
+    return yaml.dump(
+        data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )

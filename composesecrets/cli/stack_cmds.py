@@ -1,0 +1,198 @@
+"""``stack``: deploy, remove and list stacks with their secrets."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from composesecrets.cli.app import ListFormat, TableOrJson, app, open_store, print_json, table
+from composesecrets.cli.options import ComposeFiles, EnvFile
+from composesecrets.errors import InvalidComposeError
+
+stack_app = typer.Typer(
+    help="Deploy and tear down stacks with their secrets (Docker's `docker stack` shape).",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+
+class DeliveryMode(str, Enum):
+    tmpfs = "tmpfs"
+    copy = "copy"
+
+
+class _Progress:
+    """One live line per object on a terminal; plain lines otherwise; nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.lock = threading.Lock()
+        self.states: dict[str, str] = {}
+        self.live: Any = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(stderr=True), refresh_per_second=8, transient=False)
+            self.live.start()
+
+    def __call__(self, subject: str, what: str) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            if self.live is None:
+                typer.echo(f"{what} {subject}", err=True)
+                return
+            self.states[subject] = what
+            text = "\n".join(f"{name:<40} {state}" for name, state in self.states.items())
+            self.live.update(text)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+StackArg = Annotated[str, typer.Argument(help="Stack name.", show_default=False)]
+
+
+@stack_app.command("deploy")
+def stack_deploy(
+    ctx: typer.Context,
+    stack: StackArg,
+    compose_file: ComposeFiles = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="engine (default: one Docker Engine) or swarm.")
+    ] = "engine",
+    env_file: EnvFile = None,
+    delivery: Annotated[
+        DeliveryMode,
+        typer.Option(
+            "--secret-delivery",
+            help="tmpfs (default: memory-backed files bind-mounted read-only) or copy "
+            "(written into each container before it starts; for remote engines).",
+        ),
+    ] = DeliveryMode.tmpfs,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Validate, import the secrets into the store, and run the stack on the engine."""
+    from composesecrets import stacks
+    from composesecrets.compose.diagnostics import render_text
+    from composesecrets.compose.project import check_stack_name
+
+    check_stack_name(stack)
+    if delivery is DeliveryMode.copy:
+        typer.echo(
+            "warning: --secret-delivery copy puts plaintext secret files into each container's "
+            "writable layer on the engine's host (until the container is removed)",
+            err=True,
+        )
+    options = stacks.DeployOptions(
+        files=compose_file or [],
+        env_file=env_file,
+        backend=backend,
+        delivery=delivery.value,
+        store_opener=lambda: open_store(ctx),
+    )
+    progress = _Progress(quiet)
+    try:
+        outcome = stacks.deploy(stack, options, progress)
+    except InvalidComposeError:
+        progress.close()
+        typer.echo(render_text(options.diagnostics), err=True)
+        raise
+    finally:
+        progress.close()
+    for warning in outcome.warnings:
+        typer.echo(warning, err=True)
+    if not quiet:
+        summary = stacks.describe(outcome.result)
+        typer.echo(f"stack {stack} deployed on {outcome.backend}: {summary}")
+
+
+@stack_app.command("rm")
+def stack_rm(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Stacks to remove.", show_default=False)],
+    keep_secrets: Annotated[
+        bool, typer.Option("--keep-secrets", help="Keep the stack's own secrets in the store.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Remove stacks: containers, networks, secret files and (by default) their own secrets."""
+    from composesecrets import stacks
+
+    progress = _Progress(quiet)
+    try:
+        for name in names:
+            stacks.remove(
+                name,
+                keep_secrets=keep_secrets,
+                store_opener=lambda: open_store(ctx, create=False),
+                progress=progress,
+            )
+    finally:
+        progress.close()
+    if not quiet:
+        for name in names:
+            typer.echo(f"stack {name} removed")
+
+
+@stack_app.command("ls")
+def stack_ls(ctx: typer.Context, fmt: TableOrJson = ListFormat.table) -> None:
+    """List stacks on the engine (and on the swarm, when the engine is a swarm manager)."""
+    from composesecrets import stacks
+
+    found = stacks.stacks(lambda: open_store(ctx, create=False))
+    if fmt is ListFormat.json:
+        print_json([{"Name": s.name, "Services": s.services, "Backend": s.backend} for s in found])
+        return
+    rows = [[s.name, str(s.services), s.backend] for s in found]
+    typer.echo(table(rows, ["NAME", "SERVICES", "BACKEND"]))
+
+
+@stack_app.command("ps")
+def stack_ps(ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
+    """One line per container: name, image, state and the secrets mounted."""
+    from composesecrets import stacks
+
+    found = stacks.containers(stack, lambda: open_store(ctx, create=False))
+    if fmt is ListFormat.json:
+        print_json(
+            [
+                {
+                    "Name": c.name,
+                    "Service": c.service,
+                    "Image": c.image,
+                    "State": c.state,
+                    "Secrets": list(c.secrets),
+                }
+                for c in found
+            ]
+        )
+        return
+    rows = [[c.name, c.image, c.state, ", ".join(c.secrets) or "-"] for c in found]
+    typer.echo(table(rows, ["NAME", "IMAGE", "STATE", "SECRETS"]))
+
+
+@stack_app.command("services")
+def stack_services(
+    ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table
+) -> None:
+    """One line per service: name, replicas running/wanted, image."""
+    from composesecrets import stacks
+
+    found = stacks.services(stack, lambda: open_store(ctx, create=False))
+    if fmt is ListFormat.json:
+        print_json(
+            [
+                {"Name": s.name, "Image": s.image, "Replicas": s.replicas, "Running": s.running}
+                for s in found
+            ]
+        )
+        return
+    rows = [[s.name, f"{s.running}/{s.replicas}", s.image] for s in found]
+    typer.echo(table(rows, ["NAME", "REPLICAS", "IMAGE"]))
