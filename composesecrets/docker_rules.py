@@ -1,0 +1,56 @@
+"""Docker's own rules in one place: name patterns, size limits, defaults and label names.
+
+Everything that checks a name, a size or a default against what Docker does imports it
+from here (compose checks, the store, both backends), so that the rules cannot drift.
+Sources: moby/swarmkit (name pattern and limits), docker/cli (stack naming, compose v3
+loader defaults), measured behaviour in ``shared/docker-secrets-behaviour.md``.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --------------------------------------------------------------------------- names
+# swarmkit: secret and config names; matched with fullmatch (``$`` would accept "abc\n").
+SECRET_NAME_RE = re.compile(r"[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?")
+NAME_MAX = 64  # swarmkit's limit on object names
+# docker/cli: a stack name (the namespace of every object of the stack).
+STACK_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+# --------------------------------------------------------------------------- limits
+SECRET_VALUE_MAX = 511_999  # swarmkit refuses len >= 500 * 1024
+LABEL_KEY_MAX = 255
+LABEL_VALUE_MAX = 4096
+
+# --------------------------------------------------------------------------- defaults
+SECRETS_DIR = "/run/secrets"
+DEFAULT_UID = "0"
+DEFAULT_GID = "0"
+DEFAULT_MODE = 0o444
+
+# --------------------------------------------------------------------------- labels
+# Docker's stack namespace label (docker stack ls/ps/services read it).
+LABEL_NAMESPACE = "com.docker.stack.namespace"
+LABEL_IMAGE = "com.docker.stack.image"
+LABEL_CONTAINER_NUMBER = "com.docker.compose.container-number"
+# composesecrets' own labels on the objects it creates.
+LABEL_STACK = "io.composesecrets.stack"
+LABEL_SERVICE = "io.composesecrets.service"
+LABEL_BACKEND = "io.composesecrets.backend"
+LABEL_HASH = "io.composesecrets.config-hash"
+LABEL_DIR = "io.composesecrets.secret-dir"
+LABEL_TARGETS = "io.composesecrets.secrets"
+LABEL_REPLICAS = "io.composesecrets.replicas"
+LABEL_STOP = "io.composesecrets.stop-timeout"
+LABEL_SECRET = "io.composesecrets.secret"
+LABEL_VERSION = "io.composesecrets.version"
+LABEL_DIGEST = "io.composesecrets.digest"
+
+
+def is_secret_name(name: str) -> bool:
+    """True when Docker accepts ``name`` as a secret (or config) name."""
+    return len(name) <= NAME_MAX and SECRET_NAME_RE.fullmatch(name) is not None
+
+
+def is_stack_name(name: str) -> bool:
+    return STACK_NAME_RE.fullmatch(name) is not None
