@@ -452,10 +452,26 @@ def test_rm_refuses_a_secret_in_use_and_reports_missing(cli: Cli) -> None:
     assert gone.code == 5
 
 
-def test_rm_by_id(cli: Cli) -> None:
+def test_rm_and_rotate_take_exact_names_only(cli: Cli) -> None:
     secret_id = cli.create("by-id")
-    result = cli("secret", "rm", secret_id)
-    assert result.code == 0 and result.stdout.strip() == secret_id
+    before = cli.inspect("by-id")
+    for ref in (secret_id, secret_id[:6]):
+        removed = cli("secret", "rm", ref)
+        assert removed.code == 5 and f"no such secret: {ref}" in removed.stderr, removed
+        rotated = cli("secret", "rotate", ref, str(cli.value_file("other")))
+        assert rotated.code == 5 and f"no such secret: {ref}" in rotated.stderr, rotated
+    assert cli.inspect("by-id") == before  # neither removed nor given a new version
+    # inspect is read-only and interactive: it still takes an ID or a unique ID prefix
+    assert cli.inspect(secret_id) == before == cli.inspect(secret_id[:6])
+    result = cli("secret", "rm", "by-id")
+    assert result.code == 0 and result.stdout.strip() == "by-id"
+    assert cli.names() == []
+
+
+def test_create_refuses_a_name_shaped_like_an_id(cli: Cli) -> None:
+    shaped = "0123456789abcdefghijklmno"
+    result = cli("secret", "create", shaped, str(cli.value_file()))
+    assert result.code == 2 and "looks like a secret ID" in result.stderr, result
     assert cli.names() == []
 
 

@@ -385,3 +385,60 @@ def test_remove_many_is_all_or_nothing(store: Store) -> None:
     assert [i.name for i in store.remove_many(["a", "c"])] == ["a", "c"]
     assert [i.name for i in store.list()] == ["b"]
     assert [e.target for e in store.audit(action="remove")] == ["a", "c"]
+
+
+# --------------------------------------------------------------------------- exact names
+
+
+def test_deploy_and_mutations_resolve_exact_names_never_ids(store: Store) -> None:
+    victim = store.create("victim", b"v1")
+    prefix = victim.id[:6]  # a valid secret name that is also a unique prefix of victim's ID
+    for ref in (prefix, victim.id):
+        with pytest.raises(NotFoundError):
+            store.get(ref)
+        with pytest.raises(NotFoundError):
+            store.rotate(ref, b"overwritten")
+        with pytest.raises(NotFoundError):
+            store.remove(ref)
+        with pytest.raises(NotFoundError):
+            store.remove_many([ref])
+        with pytest.raises(NotFoundError):
+            store.record_usage("shop", "fake", [Usage(ref, "web")])
+        with pytest.raises(NotFoundError):
+            store.usages(secret=ref)
+        with pytest.raises(NotFoundError):
+            store.inspect(ref)  # the API default is an exact name, as deploy needs
+    assert store.get("victim") == b"v1"
+    assert store.inspect("victim").info.version == 1
+    assert store.usages() == []
+
+
+def test_interactive_inspect_and_filters_still_accept_ids(store: Store) -> None:
+    victim = store.create("victim", b"v1")
+    assert store.inspect(victim.id, allow_id=True).info == victim
+    assert store.inspect(victim.id[:6], allow_id=True).info == victim
+    assert store.inspect("victim", allow_id=True).info == victim
+    assert store.list_secrets([f"id={victim.id[:6]}"]) == [victim]
+
+
+def test_a_name_equal_to_another_secrets_id_prefix_is_its_own_secret(store: Store) -> None:
+    victim = store.create("victim", b"v1")
+    prefix = victim.id[:6]
+    mine = store.create(prefix, b"mine")
+    assert mine.id != victim.id
+    assert store.get(prefix) == b"mine"
+    assert store.rotate(prefix, b"mine2").id == mine.id
+    assert store.get("victim") == b"v1"
+
+
+def test_names_shaped_like_ids_are_refused(store: Store) -> None:
+    shaped = new_id()
+    with pytest.raises(InputError, match="looks like a secret ID"):
+        check_name(shaped)
+    with pytest.raises(InputError, match="looks like a secret ID"):
+        store.create(shaped, b"x")
+    with pytest.raises(InputError, match="looks like a secret ID"):
+        store.import_many([(shaped, b"x", None)])
+    assert store.list_secrets() == []
+    for fine in (shaped[:24], shaped + "x", shaped.upper(), shaped[:12] + "-" + shaped[13:]):
+        check_name(fine)
