@@ -32,7 +32,7 @@ t0 = time.perf_counter()
 from composesecrets.store import Store
 t1 = time.perf_counter()
 with Store.open(sys.argv[1], create=False, environ={}) as store:
-    rows = store.list()
+    rows = store.list_secrets()
 t2 = time.perf_counter()
 print(len(rows), t1 - t0, t2 - t1)
 """
@@ -87,7 +87,7 @@ def main() -> int:
             cold_runs.append((int(out[0]), float(out[1]), float(out[2]), wall))
         with _open(big_dir, key) as store:
             t0 = time.perf_counter()
-            count = len(store.list())
+            count = len(store.list_secrets())
             warm_s = time.perf_counter() - t0
 
     rows, import_time, open_list, wall = min(cold_runs, key=lambda r: r[2])

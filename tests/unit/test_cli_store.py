@@ -272,9 +272,9 @@ def test_rotate_adds_versions_and_inspect_never_shows_values(cli: Cli) -> None:
     assert versions[0]["Digest"] != versions[1]["Digest"]
     assert details["CreatedAt"] != details["UpdatedAt"]
 
-    # by ID, by unique ID prefix, and from standard input
+    # inspect by unique ID prefix; rotate from standard input (rotate takes exact names only)
     assert cli.inspect(secret_id[:8])[0]["Spec"]["Name"] == "token"
-    again = cli("secret", "rotate", secret_id, "-", stdin=cli.value("v3"))
+    again = cli("secret", "rotate", "token", "-", stdin=cli.value("v3"))
     assert again.stdout.strip() == f"{secret_id} version 3"
     assert [v["Index"] for v in cli.inspect("token@3")[0]["Versions"]] == [3]
 
