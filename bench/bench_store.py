@@ -5,8 +5,8 @@ Measures, in throw-away temporary stores:
 
 * ``import_many`` of 1,000 secrets of 1 KiB in one call (goal: < 1 s);
 * 100 single ``create`` calls of 1 KiB (for reference: one commit each);
-* ``list`` on a store of 10,000 secrets, cold: a fresh Python process that imports the store,
-  opens it and lists it (goal: < 400 ms), and warm, in this process.
+* ``list_secrets`` on a store of 10,000 secrets, cold: a fresh Python process that imports
+  the store, opens it and lists it (goal: < 400 ms), and warm, in this process.
 
 Prints the results; asserts nothing. Usage: ``python bench/bench_store.py``
 """
