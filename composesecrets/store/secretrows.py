@@ -141,12 +141,22 @@ def _version_row(
 ) -> tuple[object, ...]:
     sealed = crypto.seal(k.root, store_id, secret_id, version, value)
     digest = crypto.value_digest(k.digest_key, value)
-    return (secret_id, version, len(value), digest, sealed.dek_nonce, sealed.dek_wrapped,
-            sealed.nonce, sealed.ciphertext, now)  # fmt: skip
+    size = len(value)
+    return (secret_id, version, size, digest, *_sealed_values(sealed), now)
 
 
-_INSERT_VERSION = "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_SECRET = "INSERT INTO secrets VALUES (?, ?, ?, 1, ?, ?)"
+def _sealed_values(sealed: crypto.SealedVersion) -> tuple[bytes, bytes, bytes, bytes]:
+    return sealed.dek_nonce, sealed.dek_wrapped, sealed.nonce, sealed.ciphertext
+
+
+_INSERT_VERSION = (
+    "INSERT INTO versions (secret_id, version, size, digest, dek_nonce, dek_wrapped, nonce,"
+    " ciphertext, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_SECRET = (
+    "INSERT INTO secrets (id, name, labels, current, created_ns, updated_ns)"
+    " VALUES (?, ?, ?, 1, ?, ?)"
+)
 
 
 def _no_version(ref: str) -> None:
@@ -263,9 +273,7 @@ class SecretTable:
             filters = SecretFilter.parse(filters)
         rows = dbm.retrying(
             self._connect(),
-            lambda c: c.execute(
-                f"SELECT {_SECRET_COLUMNS} FROM secrets ORDER BY name"
-            ).fetchall(),
+            lambda c: c.execute(f"SELECT {_SECRET_COLUMNS} FROM secrets ORDER BY name").fetchall(),
         )
         infos = [SecretRow.from_row(r).info() for r in rows]
         if filters is None:

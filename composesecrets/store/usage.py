@@ -83,10 +83,19 @@ def record(
             raise NotFoundError(f"secret {secret.name!r} has no stored version {number}")
         names.add(f"{secret.name}@{number}")
         found[(secret.id, number, usage.service)] = (
-            stack, backend, secret.id, number, usage.service, now
-        )  # fmt: skip
+            stack,
+            backend,
+            secret.id,
+            number,
+            usage.service,
+            now,
+        )
     c.execute("DELETE FROM usages WHERE stack = ?", (stack,))
-    c.executemany("INSERT INTO usages VALUES (?, ?, ?, ?, ?, ?)", list(found.values()))
+    c.executemany(
+        "INSERT INTO usages (stack, backend, secret_id, version, service, recorded_ns)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        list(found.values()),
+    )
     prune(c, retention)
     detail = ", ".join(sorted(names))
     audit.append(c, "record-usage", stack, f"backend={backend} secrets={detail}")
