@@ -1,10 +1,10 @@
 """A key file's life across rotations: never lose the key that opens the committed slot.
 
-* A rotation holds an exclusive ``flock`` on ``.<key>.lock`` (beside the key file) from writing
-  the new key until it is in place and checked, so two rotations never interleave.
+* A rotation holds an exclusive ``flock`` on the key file's directory from writing the new key
+  until it is in place and checked, so two rotations never interleave.
 * The new key goes to a pending file of its own (``.<key>.<random>.pending``, 0600, fsynced)
   before the database commit; after the commit it is renamed over the key file.
-* The key it replaces is first kept as ``<key>.gen<N>-<hash>`` (a hard link; N is the
+* After the commit, the key it replaces is first kept as ``<key>.gen<N>-<hash>`` (a hard link; N is the
   generation it unlocked), so another store sharing the file and every backup of this store still open.
 * Opening a store whose key file does not unlock the slot looks at the pending files (a rotation
   that committed and died before the rename: the file is moved into place) and the kept
@@ -26,16 +26,13 @@ from ..errors import StoreLockedError
 from . import paths
 
 
-def _lock_path(key_file: Path) -> Path:
-    return key_file.parent / f".{key_file.name}.lock"
-
-
 def _open_lock(key_file: Path) -> int:
+    """The lock is a ``flock`` on the key directory itself (no lock file left behind)."""
     parent = key_file.parent
     if not parent.exists():
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.check_key_dir(parent)
-    return os.open(_lock_path(key_file), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    return os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
 
 
 @contextlib.contextmanager
@@ -123,9 +120,12 @@ def keep(key_file: Path, generation: int) -> Path | None:
     return kept
 
 
-def install(pending: Path, key_file: Path) -> None:
+def install(pending: Path, key_file: Path, old_generation: int) -> Path | None:
+    """Keep the current key file (see :func:`keep`), then move ``pending`` over it."""
+    kept = keep(key_file, old_generation)
     os.replace(pending, key_file)
     paths.fsync_dir(key_file.parent)
+    return kept
 
 
 def discard(pending: Path | None) -> None:
@@ -135,7 +135,10 @@ def discard(pending: Path | None) -> None:
 
 
 def find_key(
-    key_file: Path, opens: Callable[[bytes], bool], read: Callable[[Path], bytes]
+    key_file: Path,
+    opens: Callable[[bytes], bool],
+    read: Callable[[Path], bytes],
+    old_generation: int,
 ) -> tuple[Path, bytes] | None:
     """Find the key that opens the slot when ``key_file`` does not: a pending file (moved into
     place unless a rotation is running right now) or a kept generation (used as it is)."""
@@ -148,7 +151,7 @@ def find_key(
             continue
         with try_locked(key_file) as mine:
             if mine and path.exists():
-                install(path, key_file)
+                install(path, key_file, old_generation)
         return key_file, key
     for path in kept_files(key_file):
         try:
@@ -160,7 +163,12 @@ def find_key(
     return None
 
 
-def drop_stale_pending(key_file: Path, opens: Callable[[bytes], bool], read: Callable[[Path], bytes]) -> None:
+def drop_stale_pending(
+    key_file: Path,
+    opens: Callable[[bytes], bool],
+    read: Callable[[Path], bytes],
+    old_generation: int,
+) -> None:
     """Under the lock: remove pending files of rotations that died before they committed."""
     for path in pending_files(key_file):
         try:
@@ -168,6 +176,6 @@ def drop_stale_pending(key_file: Path, opens: Callable[[bytes], bool], read: Cal
         except StoreLockedError:
             key = b""
         if key and opens(key):
-            install(path, key_file)  # committed but not moved: finish it
+            install(path, key_file, old_generation)  # committed but not moved: finish it
         else:
             discard(path)

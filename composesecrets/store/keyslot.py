@@ -212,7 +212,9 @@ class KeyRing:
                     return False
                 return True
 
-            found = keyfiles.find_key(kek.key_file, opens, keys.read_key_file)
+            found = keyfiles.find_key(
+                kek.key_file, opens, keys.read_key_file, slot.generation - 1
+            )
             if found is None:
                 raise self._locked_error(kek) from None
             kek = Kek(found[1], "keyfile", key_file=kek.key_file)
@@ -312,19 +314,17 @@ class KeyRing:
             k = self._refresh()  # after the lock: another rotation may have just finished
             opens = self._opens_slot
             if key_file is not None:
-                keyfiles.drop_stale_pending(key_file, opens, keys.read_key_file)
+                keyfiles.drop_stale_pending(
+                    key_file, opens, keys.read_key_file, k.generation - 1
+                )
             new_kek = make_kek(k)
             pending = (
                 keyfiles.write_pending(key_file, keys.encode_key(new_kek.key))
                 if key_file is not None and new_kek.fresh
                 else None
             )
+            kept = None
             try:
-                kept = (
-                    keyfiles.keep(key_file, k.generation)
-                    if key_file is not None and pending is not None
-                    else None
-                )
                 pins.add(self._environ, self.store_id, _pair(new_kek))
                 new = self._make_keys(new_kek, crypto.random_key(), k.generation + 1)
                 count = dbm.write(self._connect(), lambda c: self._rekey_txn(c, action, k, new))
@@ -332,7 +332,7 @@ class KeyRing:
                 keyfiles.discard(pending)
                 raise
             if pending is not None and key_file is not None:
-                keyfiles.install(pending, key_file)
+                kept = keyfiles.install(pending, key_file, k.generation)
                 self._check_installed(key_file)
         self._keys = new
         return KeyChange(

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 
@@ -409,9 +410,13 @@ def _run_on_a_terminal(env: dict[str, str], args: list[str], typed: list[bytes])
             if not chunk:
                 break
             output += chunk
-            if answers and output.rstrip().endswith(b":"):
-                os.write(fd, answers.pop(0))
-                output += b"<typed>"
+        # Type only once the program has turned echo off (as a person would see the prompt):
+        # input typed earlier is flushed by getpass.
+        if answers and output.rstrip().endswith(b":") and not termios.tcgetattr(fd)[3] & termios.ECHO:
+            os.write(fd, answers.pop(0))
+            output += b"<typed>"
+    else:
+        os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), output

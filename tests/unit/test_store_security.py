@@ -479,7 +479,7 @@ def test_rotate_key_with_key_file(layout: dict[str, Path], tmp_path: Path) -> No
         shutil.copy(layout["key"], old_key)
         change = s.rotate_key()
         assert (change.method, change.generation, change.versions_rewrapped) == ("keyfile", 2, 3)
-        assert change.generated_key is None and change.key_file == layout["key"]
+        assert change.key_file == layout["key"] and change.kept_key_file is not None
         assert s.get("a@1") == b"alpha" and s.get("b") == b"beta"
         assert s.inspect("a").versions[0].digest != digest_before
     assert _column(layout["store"], "a", 1, "dek_wrapped") != wrapped_before
@@ -511,12 +511,12 @@ def test_interrupted_key_file_rotation_recovers(layout: dict[str, Path], tmp_pat
 
 def test_rotate_key_with_env_key(tmp_path: Path) -> None:
     old_key = base64.b64encode(os.urandom(32)).decode()
-    with Store.open(tmp_path / "s", unlock=EnvKeyUnlock(old_key), environ={}) as s:
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    env = {"COMPOSESECRETS_NEW_KEY": new_key}
+    with Store.open(tmp_path / "s", unlock=EnvKeyUnlock(old_key), environ=env) as s:
         s.create("a", b"alpha")
         change = s.rotate_key()
-        assert change.method == "env" and change.generated_key
-        assert change.generated_key not in repr(change)
-        new_key = change.generated_key
+        assert change.method == "env" and new_key not in repr(change)
     with (
         Store.open(tmp_path / "s", unlock=EnvKeyUnlock(old_key), environ={}) as s,
         pytest.raises(StoreLockedError),
@@ -560,15 +560,15 @@ def test_change_unlock_keyfile_passphrase_env(layout: dict[str, Path]) -> None:
         change = s.change_unlock(PassphraseUnlock(PASSPHRASE, kdf=FAST_KDF))
         assert change.method == "passphrase" and change.old_key_file == layout["key"]
         assert s.get("a") == b"alpha"
-    assert _column(layout["store"], "a", 1, "dek_wrapped") == wrapped  # data untouched
+    assert _column(layout["store"], "a", 1, "dek_wrapped") != wrapped  # a new root key
     with open_keyfile_store(layout["store"], layout["key"]) as s, pytest.raises(StoreLockedError):
         s.get("a")
     with open_passphrase_store(layout["store"], PASSPHRASE) as s:
         assert s.get("a") == b"alpha"
         assert s.status().unlock_method == "passphrase"
-        change = s.change_unlock(EnvKeyUnlock())  # COMPOSESECRETS_KEY unset: one is generated
-        assert change.method == "env" and change.generated_key
-        env_key = change.generated_key
+        env_key = base64.b64encode(os.urandom(32)).decode()
+        change = s.change_unlock(EnvKeyUnlock(env_key))
+        assert change.method == "env"
     with open_passphrase_store(layout["store"], PASSPHRASE) as s, pytest.raises(StoreLockedError):
         s.get("a")
     with Store.open(layout["store"], environ={"COMPOSESECRETS_KEY": env_key}) as s:
@@ -580,9 +580,9 @@ def test_change_unlock_keyfile_passphrase_env(layout: dict[str, Path]) -> None:
         assert s.get("a") == b"alpha" and s.verify().ok
         actions = [e.detail for e in s.audit(action="change-unlock")]
         assert actions == [
-            "from=keyfile to=passphrase",
-            "from=passphrase to=env",
-            "from=env to=keyfile",
+            "from=keyfile to=passphrase generation=2 versions=1",
+            "from=passphrase to=env generation=3 versions=1",
+            "from=env to=keyfile generation=4 versions=1",
         ]
     with (
         Store.open(layout["store"], environ={"COMPOSESECRETS_KEY": env_key}) as s,
