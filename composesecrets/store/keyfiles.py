@@ -4,8 +4,9 @@
   until it is in place and checked, so two rotations never interleave.
 * The new key goes to a pending file of its own (``.<key>.<random>.pending``, 0600, fsynced)
   before the database commit; after the commit it is renamed over the key file.
-* After the commit, the key it replaces is first kept as ``<key>.gen<N>-<hash>`` (a hard link; N is the
-  generation it unlocked), so another store sharing the file and every backup of this store still open.
+* After the commit, the key it replaces is first kept as ``<key>.gen<N>-<hash>`` (a hard link;
+  N is the generation it unlocked), so another store sharing the file and every backup of this
+  store still open.
 * Opening a store whose key file does not unlock the slot looks at the pending files (a rotation
   that committed and died before the rename: the file is moved into place) and the kept
   generations (a restored backup: used as is).
@@ -67,9 +68,7 @@ def try_locked(key_file: Path) -> Iterator[bool]:
 
 def write_pending(key_file: Path, text: str) -> Path:
     """Write a new key to this run's own pending file, durably, and return its path."""
-    fd, name = tempfile.mkstemp(
-        dir=key_file.parent, prefix=f".{key_file.name}.", suffix=".pending"
-    )
+    fd, name = tempfile.mkstemp(dir=key_file.parent, prefix=f".{key_file.name}.", suffix=".pending")
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, (text + "\n").encode("ascii"))

@@ -229,7 +229,9 @@ def test_change_unlock_rotates_the_root_key(tmp_path: Path) -> None:
         old_slot = _slot(tmp_path / "s")
         old_root = keys.decode_key(key.read_text(), where="k")
         root = cryptom.unwrap_key(
-            old_root, bytes(old_slot["nonce"]), bytes(old_slot["wrapped"]),
+            old_root,
+            bytes(old_slot["nonce"]),
+            bytes(old_slot["wrapped"]),
             cryptom.root_aad(s.store_id),
         )
         change = s.change_unlock(PassphraseUnlock(PASSPHRASE, kdf=FAST_KDF))
@@ -241,8 +243,15 @@ def test_change_unlock_rotates_the_root_key(tmp_path: Path) -> None:
             "SELECT v.secret_id, v.version, v.dek_nonce, v.dek_wrapped FROM versions v"
         ).fetchall()
     for secret_id, version, nonce, wrapped in rows:
-        aad = b"\x00".join([b"composesecrets/v1", b"dek", store_id.encode(),
-                            secret_id.encode(), str(version).encode()])
+        aad = b"\x00".join(
+            [
+                b"composesecrets/v1",
+                b"dek",
+                store_id.encode(),
+                secret_id.encode(),
+                str(version).encode(),
+            ]
+        )
         with pytest.raises(cryptom.AuthenticationFailed):
             cryptom.unwrap_key(root, bytes(nonce), bytes(wrapped), aad)
     with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
@@ -268,7 +277,8 @@ def test_store_precreated_by_another_user_is_refused(tmp_path: Path) -> None:
         script = (
             f"mkdir -m 700 {shared}/store && touch {shared}/store/store.db && "
             f"chmod 600 {shared}/store/store.db && mkdir -m 700 {shared}/keys && "
-            f"head -c 32 /dev/urandom | base64 > {shared}/keys/k.key && chmod 600 {shared}/keys/k.key"
+            f"head -c 32 /dev/urandom | base64 > {shared}/keys/k.key && "
+            f"chmod 600 {shared}/keys/k.key"
         )
         subprocess.run(
             ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "sh", "-c", script],
@@ -346,7 +356,9 @@ def test_a_rewritten_key_file_path_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- item 11
 
 
-def test_relative_key_file_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_key_file_is_stored_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with open_keyfile_store(tmp_path / "s", tmp_path / "k.key") as s:
         s.create("a", b"alpha")
@@ -359,11 +371,10 @@ def test_relative_key_file_is_stored_absolute(tmp_path: Path, monkeypatch: pytes
 
 
 def test_short_passphrase_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="12 characters"):
-        with Store.open(
-            tmp_path / "s", unlock=PassphraseUnlock("short", kdf=FAST_KDF), environ={}
-        ) as s:
-            s.create("a", b"alpha")
+    with pytest.raises(InputError, match="12 characters"), Store.open(
+        tmp_path / "s", unlock=PassphraseUnlock("short", kdf=FAST_KDF), environ={}
+    ) as s:
+        s.create("a", b"alpha")
 
 
 @pytest.mark.parametrize(
@@ -375,7 +386,9 @@ def test_short_passphrase_is_refused(tmp_path: Path) -> None:
         {"alg": "argon2id", "memory_kib": 256, "iterations": 1, "lanes": 1, "salt": "AA=="},
     ],
 )
-def test_kdf_parameters_from_the_database_are_bounded(tmp_path: Path, kdf: dict[str, object]) -> None:
+def test_kdf_parameters_from_the_database_are_bounded(
+    tmp_path: Path, kdf: dict[str, object]
+) -> None:
     with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         s.create("a", b"alpha")
     spec = json.loads(_slot(tmp_path / "s")["kdf"])
@@ -383,8 +396,9 @@ def test_kdf_parameters_from_the_database_are_bounded(tmp_path: Path, kdf: dict[
     with sqlite3.connect(tmp_path / "s" / "store.db") as db:
         db.execute("UPDATE keyslot SET kdf = ?", (json.dumps(spec),))
     started = time.monotonic()
-    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s, pytest.raises(
-        StoreLockedError, match="damaged"
+    with (
+        open_passphrase_store(tmp_path / "s", PASSPHRASE) as s,
+        pytest.raises(StoreLockedError, match="damaged"),
     ):
         s.get("a")
     assert time.monotonic() - started < 5
@@ -393,7 +407,9 @@ def test_kdf_parameters_from_the_database_are_bounded(tmp_path: Path, kdf: dict[
 # --------------------------------------------------------------------------- item 12
 
 
-def _run_on_a_terminal(env: dict[str, str], args: list[str], typed: list[bytes]) -> tuple[int, bytes]:
+def _run_on_a_terminal(
+    env: dict[str, str], args: list[str], typed: list[bytes]
+) -> tuple[int, bytes]:
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.execve(sys.executable, [sys.executable, "-m", "composesecrets", *args], env)
@@ -412,7 +428,11 @@ def _run_on_a_terminal(env: dict[str, str], args: list[str], typed: list[bytes])
             output += chunk
         # Type only once the program has turned echo off (as a person would see the prompt):
         # input typed earlier is flushed by getpass.
-        if answers and output.rstrip().endswith(b":") and not termios.tcgetattr(fd)[3] & termios.ECHO:
+        if (
+            answers
+            and output.rstrip().endswith(b":")
+            and not termios.tcgetattr(fd)[3] & termios.ECHO
+        ):
             os.write(fd, answers.pop(0))
             output += b"<typed>"
     else:

@@ -51,7 +51,9 @@ def _open_as_user(store_dir: Path, home: Path, held: list[str]) -> Store:
     raise AssertionError("no key the user holds opens the store")
 
 
-def _child(store_dir: Path, home: Path, keys_dir: Path, held: list[str], seed: int, out: int) -> None:
+def _child(
+    store_dir: Path, home: Path, keys_dir: Path, held: list[str], seed: int, out: int
+) -> None:
     rng = random.Random(seed)
     say = lambda line: os.write(out, (line + "\n").encode())  # noqa: E731
     environ: dict[str, str] = {"HOME": str(home)}
