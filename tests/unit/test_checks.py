@@ -311,7 +311,7 @@ def item(tmp_path: Path, text: str) -> Project:
         ("mode: 644", ["mode-decimal"]),
         ("mode: 0888", []),  # decimal 888 = 0o1570: odd but in range and not octal-looking
         ("mode: 292.5", ["mode-not-integer"]),
-        ("mode: -1", ["mode-range"]),  # Docker refuses it too
+        ("mode: -1", ["mode-overflow"]),  # Docker refuses it too
         ('uid: "1000"', []),
         ('uid: "root"', ["uid-not-numeric"]),
         ('uid: "-1"', ["uid-not-numeric"]),
@@ -335,7 +335,7 @@ def test_negative_mode_is_dockers_error_too(tmp_path: Path) -> None:
     (tmp_path / "pw.txt").write_text("s")
     path = tmp_path / "c.yml"
     path.write_text(MODE.format(item="mode: -1"))
-    assert [d.rule for d in load(path, compat=True).errors] == ["mode-range"]
+    assert [d.rule for d in load(path, compat=True).errors] == ["mode-overflow"]
 
 
 def test_duplicate_short_syntax_targets(tmp_path: Path) -> None:
