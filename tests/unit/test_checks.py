@@ -22,8 +22,8 @@ from composesecrets.compose.project import Project, load_project
 STRICT = Path(__file__).resolve().parent / "strict"
 WARNINGS = {"unused-secret", "plaintext-credential", "same-source-settings", "unset-variable"}
 ERRORS = {
-    "undefined-secret", "unknown-key", "file-and-external", "empty-definition", "file-missing",
-    "file-not-regular", "file-size", "file-unreadable", "secret-name", "target-empty",
+    "undefined-secret", "undefined-dependency", "unknown-key", "file-and-external",
+    "empty-definition", "file-missing", "file-not-regular", "file-size", "file-unreadable", "secret-name", "target-empty",
     "target-dotdot", "target-duplicate", "uid-not-numeric", "gid-not-numeric", "mode-range",
     "mode-decimal", "mode-interpolated", "mode-not-integer", "interpolation-bare-dollar",
     "missing-source",
@@ -268,7 +268,8 @@ def test_external_name_is_not_prefixed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "bad"),
     [("db", False), ("a.b-c_d", False), ("9", False), ("bad_", True), ("_bad", True),
-     ("-x", True), ("x.", True), ("x" * 64, False), ("x" * 65, True)],
+     ("-x", True), ("x.", True), ("x" * 64, False), ("x" * 65, True),
+     ("abc\n", True), ("abc\nd", True), ("\nabc", True)],
 )  # fmt: skip
 def test_name_rule(name: str, bad: bool) -> None:
     assert (name_problem(name) is not None) is bad
