@@ -421,3 +421,49 @@ def test_summary_uses_singular(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     result = run_main(["validate", "--ignore", "unused-secret"])
     assert "compose.yaml: invalid (1 error, 1 warning)" in result.stderr
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("    profiles: [debug]\n", "profiles"),
+        ("    develop: {}\n", "develop"),
+        ("    pull_policy: always\n", "pull_policy"),
+    ],
+)
+def test_compose_spec_service_key_says_which_format_first(
+    tmp_path: Path, body: str, key: str
+) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        'version: "3.8"\nservices:\n  web:\n    image: x\n' + body
+    )
+    (d,) = load_project(["compose.yaml"], cwd=tmp_path, environ={}).errors
+    assert d.message.startswith(
+        f'"{key}" is a compose-spec key (docker compose); composesecrets reads the compose '
+        "3.x format that docker stack deploy reads. "
+    )
+    assert d.message.index("compose-spec") < d.message.index("allowed in services.web:")
+
+
+def test_compose_spec_forms_of_depends_on_and_secrets(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        'version: "3.8"\nservices:\n  web:\n    image: x\n    depends_on:\n'
+        "      db: {condition: service_healthy}\n  db:\n    image: x\n"
+        "secrets:\n  s:\n    environment: VAR\n"
+    )
+    errors = load_project(["compose.yaml"], cwd=tmp_path, environ={}).errors
+    by_path = {d.path: d.message for d in errors}
+    assert by_path["services.web.depends_on"].startswith(
+        "depends_on as a mapping (with condition:) is a compose-spec form"
+    )
+    assert by_path["secrets.s.environment"].startswith('"environment" is a compose-spec key')
+
+
+def test_misspelt_service_key_gets_a_suggestion(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text('version: "3.8"\nservices:\n  web:\n    imgae: x\n')
+    (d,) = load_project(["compose.yaml"], cwd=tmp_path, environ={}).errors
+    assert d.message.startswith('"imgae" is not allowed here; did you mean "image"? (allowed in')
+    assert (d.line, d.column) == (4, 5)
