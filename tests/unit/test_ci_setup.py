@@ -102,3 +102,50 @@ def test_hook_reports_each_strict_rule(tmp_path: Path) -> None:
     result = run_hook(tmp_path, [f"{rule}/{rule}.yml" for rule in sorted(WARNINGS)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning:" in result.stdout
+
+
+WORKFLOW = ROOT / "examples" / "ci" / "github-actions.yml"
+
+
+def test_readme_shows_the_workflow_file_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"```yaml\n{WORKFLOW.read_text()}```\n" in readme
+
+
+def test_workflow_validate_steps_pass_on_a_fresh_clone(
+    fresh_clone: tuple[Path, Any], tmp_path: Path
+) -> None:
+    clone, _ = fresh_clone
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    script = shim / "composesecrets"
+    script.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m composesecrets "$@"\n')
+    script.chmod(0o755)
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = [
+        s["run"] for s in workflow["jobs"]["validate"]["steps"] if "validate" in s.get("run", "")
+    ]
+    assert len(steps) == 2
+    env = {
+        **os.environ,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_WORKSPACE": str(clone),
+    }
+    subprocess.run(["git", "-C", str(clone), "add", "-A"], check=True)  # ls-files sees them
+    for command in steps:
+        result = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", command], cwd=clone, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, command + "\n" + result.stdout + result.stderr
+    annotations = subprocess.run(
+        ["bash", "-c", steps[0]], cwd=clone, env=env, capture_output=True, text=True, check=False
+    ).stdout.splitlines()
+    assert annotations and all(a.startswith("::warning file=examples/") for a in annotations)
+    log = json.loads((clone / "composesecrets.sarif").read_text())
+    assert log["version"] == "2.1.0"
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in log["runs"][0]["results"]
+    }
+    assert uris and all(u.startswith("examples/") for u in uris), uris
