@@ -152,13 +152,14 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
 
 _SPEC_READS = "composesecrets reads the compose 3.x format that docker stack deploy reads"
 # Keys of the compose specification (docker compose) that no 3.x schema has, by location.
-_SPEC_SERVICE_KEYS = frozenset(
-    "annotations attach blkio_config cpu_count cpu_percent cpu_period cpu_quota cpu_rt_period "
-    "cpu_rt_runtime cpu_shares cpus cpuset develop device_cgroup_rules dns_opt extends gpus "
-    "group_add label_file mem_limit mem_reservation mem_swappiness memswap_limit models "
-    "oom_kill_disable oom_score_adj pids_limit platform post_start pre_stop profiles provider "
-    "pull_policy runtime scale storage_opt use_api_socket uts volumes_from".split()
-)
+_SPEC_SERVICE_KEYS = frozenset((
+    "annotations", "attach", "blkio_config", "cpu_count", "cpu_percent", "cpu_period",
+    "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "develop",
+    "device_cgroup_rules", "dns_opt", "extends", "gpus", "group_add", "label_file", "mem_limit",
+    "mem_reservation", "mem_swappiness", "memswap_limit", "models", "oom_kill_disable",
+    "oom_score_adj", "pids_limit", "platform", "post_start", "pre_stop", "profiles", "provider",
+    "pull_policy", "runtime", "scale", "storage_opt", "use_api_socket", "uts", "volumes_from",
+))  # fmt: skip
 _SPEC_TOP_KEYS = frozenset(("name", "include", "models"))
 _SPEC_DEFINITION_KEYS = frozenset(("environment", "content"))
 

@@ -45,7 +45,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_missing_env_file_fails_like_docker(tmp_path: Path) -> None:
     write(
         tmp_path,
-        'version: "3.8"\nservices:\n  web:\n    image: busybox\n    env_file: [ok.env, missing.env]\n',
+        'version: "3.8"\nservices:\n  web:\n    image: busybox\n'
+        "    env_file: [ok.env, missing.env]\n",
     )
     (tmp_path / "ok.env").write_text("A=1\n")
     theirs = docker(tmp_path)

@@ -11,7 +11,6 @@ import yaml
 from composesecrets.compose.project import load_project
 from composesecrets.model import Stack
 
-
 _TRANSLATION_CHECKED = frozenset(("env-file", "undefined-dependency"))
 
 

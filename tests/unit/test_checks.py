@@ -23,8 +23,9 @@ STRICT = Path(__file__).resolve().parent / "strict"
 WARNINGS = {"unused-secret", "plaintext-credential", "same-source-settings", "unset-variable"}
 ERRORS = {
     "undefined-secret", "undefined-dependency", "unknown-key", "file-and-external",
-    "empty-definition", "file-missing", "file-not-regular", "file-size", "file-unreadable", "secret-name", "target-empty",
-    "target-dotdot", "target-duplicate", "uid-not-numeric", "gid-not-numeric", "mode-range",
+    "empty-definition", "file-missing", "file-not-regular", "file-size", "file-unreadable",
+    "secret-name", "target-empty", "target-dotdot", "target-duplicate", "uid-not-numeric",
+    "gid-not-numeric", "mode-range",
     "mode-decimal", "mode-interpolated", "mode-not-integer", "interpolation-bare-dollar",
     "missing-source",
 }  # fmt: skip
