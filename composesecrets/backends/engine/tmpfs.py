@@ -15,31 +15,14 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from composesecrets.errors import BackendError
+from composesecrets.model import SecretFile
 
 ROOT_DIR = Path("/run/composesecrets")
 MEMORY_FILESYSTEMS = frozenset(("tmpfs", "ramfs"))
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclass(frozen=True)
-class SecretFile:
-    """One secret reference to materialise: ``value`` is the plaintext (memory only)."""
-
-    source: str
-    target: str
-    uid: int
-    gid: int
-    mode: int
-    value: bytes
-
-    def __repr__(self) -> str:  # never show the value
-        return (
-            f"SecretFile({self.source!r} -> {self.target!r}, {self.uid}:{self.gid} {self.mode:o})"
-        )
 
 
 def _mount_fstype(path: Path) -> str | None:

@@ -1,4 +1,4 @@
-"""Translate a normalised stack into what the Docker Engine needs: one :class:`ServiceSpec`
+"""Translate a normalised stack into what the Docker Engine needs: one :class:`EngineService`
 per service (keyword arguments for ``client.containers.create``), and the stack's networks and
 volumes. Pure: no Docker calls, nothing written.
 
@@ -12,7 +12,7 @@ The keyword arguments are plain data (dicts, lists, strings, numbers): ports as
 ``volumes={host_path: {"bind": target, "mode": "rw"}}`` (the engine creates a missing host
 directory, as ``docker compose`` does), every other mount as an Engine-API ``Mounts`` entry
 in ``mounts``. ``stop_grace_period`` is not a ``containers.create`` argument in the SDK; it is
-:attr:`ServiceSpec.stop_timeout` (seconds), for ``container.stop(timeout=...)``.
+:attr:`EngineService.stop_timeout` (seconds), for ``container.stop(timeout=...)``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from composesecrets import model
-from composesecrets.backends.servicecommon import (
+from composesecrets.backends.translation import (
     DEFAULT_NETWORK,
-    PROPAGATION,
     ServiceTranslator,
     StackNetwork,
     declared,
-    fingerprint,
     network_name,
+)
+from composesecrets.backends.values import (
+    PROPAGATION,
+    fingerprint,
     parse_bytes,
     short_port,
     str_map,
@@ -44,9 +46,9 @@ from composesecrets.backends.servicecommon import (
 __all__ = [
     "APPLIED_KEYS",
     "NOT_APPLIED",
-    "NetworkSpec",
-    "ServiceSpec",
-    "VolumeSpec",
+    "EngineNetwork",
+    "EngineService",
+    "EngineVolume",
     "fingerprint",
     "parse_bytes",
     "stack_specs",
@@ -54,12 +56,12 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class NetworkSpec(StackNetwork):
+class EngineNetwork(StackNetwork):
     """A network the stack uses. ``name`` is the engine's name for it."""
 
 
 @dataclass(frozen=True)
-class VolumeSpec:
+class EngineVolume:
     """A named volume the stack declares. ``name`` is the engine's name for it."""
 
     name: str  # "<stack>_<key>", or the ``name:`` / external name as given
@@ -72,7 +74,7 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
+class EngineService:
     """How to create the containers of one service (secrets, name, labels and networking
     are added by the caller)."""
 
@@ -93,7 +95,7 @@ def stack_specs(
     stack_name: str,
     *,
     environ: Mapping[str, str] | None = None,
-) -> tuple[dict[str, ServiceSpec], dict[str, NetworkSpec], dict[str, VolumeSpec]]:
+) -> tuple[dict[str, EngineService], dict[str, EngineNetwork], dict[str, EngineVolume]]:
     """Services, networks and volumes of ``stack`` deployed as ``stack_name``.
 
     ``environ`` (default: the process environment) supplies the values of ``environment``
@@ -106,7 +108,7 @@ def stack_specs(
     top = model.plain(dict(stack.config))
     networks = _networks(top.get("networks"), stack_name)
     volumes = _volumes(top.get("volumes"), stack_name)
-    services: dict[str, ServiceSpec] = {}
+    services: dict[str, EngineService] = {}
     for name, service in stack.services.items():
         translator = _Service(
             name, model.plain(dict(service.config)), stack, stack_name, networks, volumes, environ
@@ -127,8 +129,8 @@ def stack_specs(
 # --------------------------------------------------------------------------- networks/volumes
 
 
-def _default_network(stack_name: str) -> NetworkSpec:
-    return NetworkSpec(
+def _default_network(stack_name: str) -> EngineNetwork:
+    return EngineNetwork(
         name=f"{stack_name}_{DEFAULT_NETWORK}",
         key=DEFAULT_NETWORK,
         driver="bridge",
@@ -140,8 +142,8 @@ def _default_network(stack_name: str) -> NetworkSpec:
     )
 
 
-def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
-    out: dict[str, NetworkSpec] = {}
+def _networks(raw: Any, stack_name: str) -> dict[str, EngineNetwork]:
+    out: dict[str, EngineNetwork] = {}
     for key, body, name, external in declared(raw, stack_name):
         warnings: list[str] = []
         driver = body.get("driver") or "bridge"
@@ -153,7 +155,7 @@ def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
             driver = "bridge"
         if "ipam" in body:
             warnings.append(f'network "{key}": ipam is not applied by the engine backend')
-        out[key] = NetworkSpec(
+        out[key] = EngineNetwork(
             name=name,
             key=key,
             driver=str(driver),
@@ -167,8 +169,8 @@ def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
     return out
 
 
-def _volumes(raw: Any, stack_name: str) -> dict[str, VolumeSpec]:
-    out: dict[str, VolumeSpec] = {}
+def _volumes(raw: Any, stack_name: str) -> dict[str, EngineVolume]:
+    out: dict[str, EngineVolume] = {}
     for key, body, name, external in declared(raw, stack_name):
         warnings: list[str] = []
         if "x-cluster-spec" in body:
@@ -176,7 +178,7 @@ def _volumes(raw: Any, stack_name: str) -> dict[str, VolumeSpec]:
                 f'volume "{key}": x-cluster-spec is not applied by the engine backend '
                 "(Swarm cluster volumes only)"
             )
-        out[key] = VolumeSpec(
+        out[key] = EngineVolume(
             name=name,
             key=key,
             driver=str(body.get("driver") or "local"),
@@ -220,7 +222,7 @@ _SWARM_ONLY = "(Swarm only)"
 _CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
 
 
-class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
+class _Service(ServiceTranslator[EngineNetwork, EngineVolume]):
     """Translates one service; collects kwargs and warnings in compose-key order."""
 
     backend = "engine"
@@ -237,7 +239,7 @@ class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
         self.restart_set_by: str | None = None
         self.binds: dict[str, dict[str, str]] = {}  # short-syntax binds, by host path
 
-    def spec(self) -> ServiceSpec:
+    def spec(self) -> EngineService:
         self.apply(self._handlers(), ("secrets", "image", "environment"))
         self._environment()
         if "networks" not in self.config:
@@ -251,7 +253,7 @@ class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
             "labels": self.labels,
             "stop_timeout": self.stop_timeout,
         }
-        return ServiceSpec(
+        return EngineService(
             name=self.name,
             image=image,
             replicas=self.replicas,

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composesecrets import model
-from composesecrets.backends.servicecommon import (
+from composesecrets.backends.translation import (
     DEFAULT_NETWORK,
     ServiceTranslator,
     StackNetwork,
     declared,
+)
+from composesecrets.backends.values import (
     fingerprint,
     short_port,
     str_map,
@@ -35,15 +37,14 @@ from composesecrets.backends.servicecommon import (
     text,
     ulimit_list,
 )
+from composesecrets.docker_rules import LABEL_NAMESPACE
 
 __all__ = [
-    "NAMESPACE_LABEL",
     "SwarmNetwork",
     "SwarmService",
     "stack_specs",
 ]
 
-NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class SwarmNetwork(StackNetwork):
 
 @dataclass(frozen=True)
 class SwarmService:
-    """One service as Engine-API ServiceSpec pieces (secrets and our labels added later)."""
+    """One service as Engine-API EngineService pieces (secrets and our labels added later)."""
 
     key: str  # the compose service name
     name: str  # "<stack>_<key>"
@@ -141,7 +142,7 @@ def _networks(raw: Any, stack_name: str) -> dict[str, SwarmNetwork]:
 
 
 @dataclass(frozen=True)
-class _Volume:
+class SwarmVolume:
     name: str
     external: bool
     driver: str | None
@@ -149,11 +150,11 @@ class _Volume:
     labels: dict[str, str]
 
 
-def _volumes(raw: Any, stack_name: str) -> dict[str, _Volume]:
-    out: dict[str, _Volume] = {}
+def _volumes(raw: Any, stack_name: str) -> dict[str, SwarmVolume]:
+    out: dict[str, SwarmVolume] = {}
     for key, body, name, external in declared(raw, stack_name):
         driver = body.get("driver")
-        out[key] = _Volume(
+        out[key] = SwarmVolume(
             name,
             external,
             str(driver) if driver else None,
@@ -194,7 +195,7 @@ _RESTART_TO_CONDITION = {
 }
 
 
-class _Service(ServiceTranslator[SwarmNetwork, _Volume]):
+class _Service(ServiceTranslator[SwarmNetwork, SwarmVolume]):
     """Translates one service; warnings in compose-key order."""
 
     backend = "swarm"
@@ -379,7 +380,7 @@ class _Service(ServiceTranslator[SwarmNetwork, _Volume]):
         if nocopy:
             options["NoCopy"] = True
         if not volume.external:
-            options["Labels"] = {**volume.labels, NAMESPACE_LABEL: self.stack_name}
+            options["Labels"] = {**volume.labels, LABEL_NAMESPACE: self.stack_name}
             if volume.driver or volume.driver_opts:
                 options["DriverConfig"] = {
                     "Name": volume.driver or "local",
