@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from composesecrets.errors import BackendError, ComposeSecretsError, DeployFailedError
 
@@ -74,8 +74,9 @@ START_HINT = (
 )
 
 
-def _unreachable(what: str, exc: BaseException) -> BackendError:
-    """The error for an engine that cannot be reached: where, why in plain words, what to do."""
+def _unreachable(exc: BaseException) -> BackendError:
+    """The error for an engine that cannot be reached: where, why in plain words, what to do
+    (whatever the backend was doing does not matter then)."""
     address = engine_address()
     text = str(exc)
     if "FileNotFoundError" in text or "No such file" in text:
@@ -83,7 +84,7 @@ def _unreachable(what: str, exc: BaseException) -> BackendError:
     elif "PermissionError" in text or "Permission denied" in text:
         why = "permission denied on the socket"
         return BackendError(
-            f"{what}: cannot reach the Docker Engine at {address}: {why}",
+            f"cannot reach the Docker Engine at {address}: {why}",
             hint="run as root, or add your user to the docker group (then log in again)",
         )
     elif "Connection refused" in text or "ConnectionRefusedError" in text:
@@ -92,8 +93,7 @@ def _unreachable(what: str, exc: BaseException) -> BackendError:
         why = "no answer (timed out)"
     else:
         why = reason(exc)
-    return BackendError(f"{what}: cannot reach the Docker Engine at {address}: {why}",
-                        hint=START_HINT)  # fmt: skip
+    return BackendError(f"cannot reach the Docker Engine at {address}: {why}", hint=START_HINT)
 
 
 @contextlib.contextmanager
@@ -107,9 +107,9 @@ def translated(what: str) -> Iterator[None]:
     except sdk.errors.APIError as exc:  # NotFound and ImageNotFound included
         error = BackendError(f"{what}: {reason(exc)}")
     except sdk.errors.DockerException as exc:
-        error = _unreachable(what, exc)
+        error = _unreachable(exc)
     except OSError as exc:  # requests' ConnectionError is an OSError
-        error = _unreachable(what, exc) if _is_transport(exc) else BackendError(f"{what}: {exc}")
+        error = _unreachable(exc) if _is_transport(exc) else BackendError(f"{what}: {exc}")
     else:
         return
     log.debug("failed: %s", error.message)
@@ -171,8 +171,8 @@ def enable_debug() -> None:
 def describe_request(method: str, url: str) -> str:
     """``GET /v1.47/containers/json?filters=...``: the path and query, never a body."""
     parts = urlsplit(url)
-    path = unquote(parts.path)
-    query = f"?{unquote(parts.query)}" if parts.query else ""
+    path = unquote_plus(parts.path)
+    query = f"?{unquote_plus(parts.query)}" if parts.query else ""
     return f"{method} {path}{query}"
 
 

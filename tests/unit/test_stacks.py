@@ -261,3 +261,23 @@ def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeDo
     ]
     with opener(project) as store:
         assert all("CANARY" not in e.detail + e.target for e in store.audit())
+
+
+def test_swarm_deploy_ignores_depends_on_an_undefined_service(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swarm ignores depends_on, and validate accepts the file: the engine translation (which
+    refuses an undefined service there) must not run for a swarm deploy."""
+    from composesecrets.backends.swarm.backend import SwarmBackend
+
+    swarm = FakeDocker(swarm=True)
+    monkeypatch.setitem(BACKENDS, "swarm", lambda: SwarmBackend(swarm))
+    with_external(project)
+    text = COMPOSE.replace("depends_on: [web]", "depends_on: [nope]")
+    (project / "compose.yaml").write_text(text)
+    opts = options(project)
+    opts.backend = "swarm"
+    outcome = stacks.deploy("shop", opts, progress)
+    assert outcome.result.created == ("web", "worker")
+    assert swarm.service_names() == ["shop_web", "shop_worker"]
+    assert any("depends_on is not applied by the swarm backend" in w for w in outcome.warnings)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import json
 import secrets as token_source
-import tarfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ from composesecrets.backends import (
     Plan,
     Progress,
     RemoveResult,
-    SecretFile,
 )
 from composesecrets.backends.docker_api import (
     STOP_WORKERS,
@@ -41,9 +38,12 @@ from composesecrets.backends.docker_api import (
 )
 from composesecrets.backends.engine import tmpfs
 from composesecrets.backends.engine.plan import EnginePlan, Replica, make_plan
-from composesecrets.backends.engine.translate import EngineService
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
+    LABEL_COMPOSE_NETWORK,
+    LABEL_COMPOSE_PROJECT,
+    LABEL_COMPOSE_SERVICE,
+    LABEL_COMPOSE_VOLUME,
     LABEL_CONTAINER_NUMBER,
     LABEL_DIR,
     LABEL_HASH,
@@ -255,8 +255,8 @@ class EngineBackend(LazyClient):
                     labels={
                         **net.labels,
                         LABEL_STACK: request.stack,
-                        "com.docker.compose.project": request.stack,
-                        "com.docker.compose.network": net.key,
+                        LABEL_COMPOSE_PROJECT: request.stack,
+                        LABEL_COMPOSE_NETWORK: net.key,
                     },
                     check_duplicate=True,
                 )
@@ -285,8 +285,8 @@ class EngineBackend(LazyClient):
                     labels={
                         **vol.labels,
                         LABEL_STACK: request.stack,
-                        "com.docker.compose.project": request.stack,
-                        "com.docker.compose.volume": vol.key,
+                        LABEL_COMPOSE_PROJECT: request.stack,
+                        LABEL_COMPOSE_VOLUME: vol.key,
                     },
                 )
 
@@ -316,10 +316,10 @@ class EngineBackend(LazyClient):
             self._start(want, container)
             return "created"
         progress(want.name, "replacing")
-        if _publishes_ports(want.service):
+        if want.publishes_ports:
             # the host port is taken by the old container: stop it first, restart it on failure
             with translated(f"stopping {want.name}"):
-                current.stop(timeout=_stop_timeout(want.service))
+                current.stop(timeout=want.stop_timeout)
             with run.lock:
                 run.stopped.append(current)
             new = self._create(request, want, f"{want.name}-next", root, run)
@@ -328,7 +328,7 @@ class EngineBackend(LazyClient):
             new = self._create(request, want, f"{want.name}-next", root, run)
             self._start(want, new)
             with translated(f"stopping {want.name}"):
-                current.stop(timeout=_stop_timeout(want.service))
+                current.stop(timeout=want.stop_timeout)
         self._retire(current, root)
         with translated(f"renaming {want.name}-next"):
             new.rename(want.name)
@@ -361,8 +361,8 @@ class EngineBackend(LazyClient):
         networks = list(spec.networks.items())
         labels = {
             **spec.labels,
-            "com.docker.compose.project": request.stack,
-            "com.docker.compose.service": spec.name,
+            LABEL_COMPOSE_PROJECT: request.stack,
+            LABEL_COMPOSE_SERVICE: spec.name,
             LABEL_CONTAINER_NUMBER: str(want.number),
             LABEL_STACK: request.stack,
             LABEL_SERVICE: spec.name,
@@ -371,7 +371,7 @@ class EngineBackend(LazyClient):
             LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files]),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,
-            LABEL_STOP: str(_stop_timeout(spec)),
+            LABEL_STOP: str(want.stop_timeout),
         }
         extra: dict[str, Any] = {}
         if networks:
@@ -395,22 +395,10 @@ class EngineBackend(LazyClient):
             for net_name, aliases in networks[1:]:
                 self.client.networks.get(net_name).connect(container, aliases=list(aliases))
         if root is None and want.secrets.files:
-            self._copy_in(container, want.secrets.files)
+            # --secret-delivery copy: extracted by the engine before the container starts
+            with translated(f"copying secrets into {container.name}"):
+                container.put_archive("/", tmpfs.secret_archive(want.secrets.files))
         return container
-
-    def _copy_in(self, container: Any, files: Sequence[SecretFile]) -> None:
-        """--secret-delivery copy: a tar made in memory, extracted by the engine before start."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for item in files:
-                info = tarfile.TarInfo(item.target.lstrip("/"))
-                info.size = len(item.value)
-                info.uid, info.gid, info.mode = item.uid, item.gid, item.mode
-                tar.addfile(info, io.BytesIO(item.value))
-        with translated(f"copying secrets into {container.name}"):
-            container.put_archive("/", buffer.getvalue())
-        buffer.seek(0)
-        buffer.truncate()
 
     def _start(self, want: Replica, container: Any) -> None:
         with translated(f'service "{want.service.name}": starting {container.name}'):
@@ -506,12 +494,3 @@ class EngineBackend(LazyClient):
                 removed_nets.append(net.name)
         tmpfs.remove_directory(tmpfs.stack_directory(root, stack))
         return RemoveResult(stack, tuple(names), tuple(removed_nets))
-
-
-def _publishes_ports(spec: EngineService) -> bool:
-    ports = spec.create_kwargs.get("ports") or {}
-    return any(v is not None for v in ports.values()) if isinstance(ports, Mapping) else bool(ports)
-
-
-def _stop_timeout(spec: EngineService) -> int:
-    return spec.stop_timeout if spec.stop_timeout is not None else 10

@@ -32,6 +32,20 @@ class Replica:
     config_hash: str
     secrets: ServiceSecrets
 
+    @property
+    def publishes_ports(self) -> bool:
+        """True when it binds host ports (a replacement must wait for the old one to stop)."""
+        ports = self.service.create_kwargs.get("ports") or {}
+        if isinstance(ports, Mapping):
+            return any(v is not None for v in ports.values())
+        return bool(ports)
+
+    @property
+    def stop_timeout(self) -> int:
+        """Seconds ``stop`` waits before SIGKILL (``stop_grace_period``, default 10)."""
+        timeout = self.service.stop_timeout
+        return timeout if timeout is not None else 10
+
 
 @dataclass(frozen=True, kw_only=True)
 class EnginePlan(Plan):

@@ -10,10 +10,12 @@ Nothing here ever writes a value anywhere else.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -135,3 +137,16 @@ def remove_directory(directory: Path) -> None:
 
 def stack_directory(root: Path, stack: str) -> Path:
     return root / stack
+
+
+def secret_archive(files: Iterable[SecretFile]) -> bytes:
+    """``--secret-delivery copy``: the same files as a tar made in memory (owners and modes
+    set), for ``put_archive`` into a container that has not started yet."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for item in files:
+            info = tarfile.TarInfo(item.target.lstrip("/"))
+            info.size = len(item.value)
+            info.uid, info.gid, info.mode = item.uid, item.gid, item.mode
+            tar.addfile(info, io.BytesIO(item.value))
+    return buffer.getvalue()
