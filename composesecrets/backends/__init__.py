@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from composesecrets.model import SecretFile
 
@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str, str], None]  # (service or object, what happens)
+PlanT = TypeVar("PlanT", bound="Plan")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Plan:
     request: DeployRequest
     warnings: tuple[str, ...] = ()
 
-    def with_secrets(self, secrets: Mapping[str, ServiceSecrets]) -> Any:
+    def with_secrets(self: PlanT, secrets: Mapping[str, ServiceSecrets]) -> PlanT:
         """The same plan (not translated again) for the request with ``secrets``."""
         return dataclasses.replace(
             self, request=dataclasses.replace(self.request, secrets=dict(secrets))

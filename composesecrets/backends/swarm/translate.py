@@ -49,7 +49,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SwarmService:
-    """One service as Engine-API EngineService pieces (secrets and our labels added later)."""
+    """One service as Engine-API ServiceSpec pieces (secrets and our labels added later)."""
 
     key: str  # the compose service name
     name: str  # "<stack>_<key>"

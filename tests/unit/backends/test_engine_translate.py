@@ -14,7 +14,7 @@ from typing import Any
 import docker.models.containers as sdk_containers
 import docker.types
 import pytest
-from compose_helpers import load_stack
+from unit.compose_helpers import load_stack
 
 from composesecrets.backends.engine import translate as containerspec
 from composesecrets.backends.engine.translate import EngineService, parse_bytes, stack_specs
@@ -22,7 +22,7 @@ from composesecrets.compose.formats import is_go_duration, parse_go_duration
 from composesecrets.errors import InputError, InvalidComposeError
 
 IMAGE = "composesecrets-test/busybox:latest"
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "compose_v3.13.json"
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "compose_v3.13.json"
 
 
 def load(

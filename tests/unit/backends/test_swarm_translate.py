@@ -1,4 +1,4 @@
-"""composesecrets.backends.swarm.translate: compose service -> Swarm EngineService pieces; and the
+"""composesecrets.backends.swarm.translate: compose service -> Swarm ServiceSpec pieces; and the
 swarm backend's checks that need no daemon (not a manager, secret names).
 
 Every case goes through the real loader (``load_project`` on a file in ``tmp_path``).
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from compose_helpers import load_stack
+from unit.compose_helpers import load_stack
 
 from composesecrets.backends import DeployRequest, get_backend
 from composesecrets.backends.swarm.backend import SwarmBackend
