@@ -23,7 +23,9 @@ secret_app = typer.Typer(
 )
 app.add_typer(secret_app, name="secret")
 
-SecretName = Annotated[str, typer.Argument(help="Secret name or ID.", show_default=False)]
+SecretName = Annotated[
+    str, typer.Argument(help="Secret name (exact; never an ID).", show_default=False)
+]
 ValueSource = Annotated[
     str,
     typer.Argument(
@@ -32,7 +34,12 @@ ValueSource = Annotated[
         show_default=False,
     ),
 ]
-SecretNames = Annotated[list[str], typer.Argument(help="Names or IDs.", show_default=False)]
+SecretNames = Annotated[
+    list[str], typer.Argument(help="Secret names (exact; never IDs).", show_default=False)
+]
+SecretRefs = Annotated[
+    list[str], typer.Argument(help="Names, IDs or unique ID prefixes.", show_default=False)
+]
 
 
 @secret_app.command("create")
@@ -83,7 +90,7 @@ def secret_ls(
         found: list[Any] = []  # no store yet: nothing to list
     else:
         with store:
-            found = store.list(filters or [])
+            found = store.list_secrets(filters or [])
     if quiet:
         for info in found:
             typer.echo(info.id)
@@ -95,10 +102,10 @@ def secret_ls(
 
 
 @secret_app.command("inspect")
-def secret_inspect(ctx: typer.Context, names: SecretNames) -> None:
+def secret_inspect(ctx: typer.Context, names: SecretRefs) -> None:
     """Show secrets as JSON in Docker's shape, with versions, sizes and digests; never values."""
     with open_store(ctx, create=False) as store:
-        details = [store.inspect(name).to_docker() for name in names]
+        details = [store.inspect(name, allow_id=True).to_docker() for name in names]
     print_json(details)
 
 
