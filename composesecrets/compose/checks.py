@@ -107,18 +107,27 @@ def run(ctx: CheckContext) -> list[Diagnostic]:
 
 
 def _dependencies(ctx: CheckContext) -> None:
+    """depends_on naming an undefined service: docker compose and the engine backend refuse
+    it (an error); Swarm ignores depends_on, so for ``--backend swarm`` it is a warning."""
     services = ctx.stack.config.get("services") or {}
+    swarm = ctx.options.backend == "swarm"
     for name, body in services.items():
         deps = body.get("depends_on") if isinstance(body, Mapping) else None
         for index, dep in enumerate(deps if isinstance(deps, list) else []):
             if isinstance(dep, str) and dep not in services:
                 defined = ", ".join(sorted(services))
+                why = (
+                    "Swarm ignores depends_on, docker compose and the engine backend refuse it"
+                    if swarm
+                    else "docker compose and the engine backend refuse it (Swarm ignores "
+                    "depends_on)"
+                )
                 ctx.add(
                     ("services", name, "depends_on", index),
-                    "error",
+                    "warning" if swarm else "error",
                     "undefined-dependency",
                     f'service "{name}" depends on undefined service "{dep}" (defined: '
-                    f"{defined}); docker compose refuses the file, Swarm ignores depends_on",
+                    f"{defined}); {why}",
                 )
 
 

@@ -9,8 +9,10 @@ JSON schema -> Docker's own loader checks. Then the files are merged, the normal
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
+import posixpath
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,6 +256,25 @@ def _load_project(
 def _finish(project: Project) -> Project:
     project.diagnostics.sort(key=sort_key)
     return project
+
+
+def read_env_files(stack: model.Stack) -> model.Stack:
+    """``stack`` with each service's ``env_file`` files read (in order, later files win), as a
+    deploy needs them. Raises :class:`InputError` for a file that is missing or not regular."""
+    services = {}
+    for name, service in stack.services.items():
+        env: dict[str, str] = {}
+        raw = service.config.get("env_file")
+        for item in raw if isinstance(raw, list) else [] if raw is None else [raw]:
+            path = Path(posixpath.join(str(stack.working_dir), os.path.expanduser(str(item))))
+            if not path.is_file():
+                raise InputError(
+                    f'service "{name}": env_file {item} ({path}) does not exist or is '
+                    "not a regular file"
+                )
+            env.update(interpolate.read_env_file(path))
+        services[name] = dataclasses.replace(service, env_from_files=env)
+    return dataclasses.replace(stack, services=services)
 
 
 def _dotenv(

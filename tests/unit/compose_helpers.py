@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from composesecrets.compose.project import load_project
+from composesecrets.compose.project import load_project, read_env_files
 from composesecrets.model import Stack
 
 _TRANSLATION_CHECKED = frozenset(("env-file", "undefined-dependency"))
@@ -22,4 +22,4 @@ def load_stack(tmp_path: Path, doc: dict[str, Any], stack: str = "st") -> Stack:
     # defensive checks stay tested.
     errors = [d for d in project.errors if d.rule not in _TRANSLATION_CHECKED]
     assert project.stack is not None and not errors, errors
-    return project.stack
+    return read_env_files(project.stack)

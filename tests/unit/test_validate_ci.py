@@ -467,3 +467,18 @@ def test_misspelt_service_key_gets_a_suggestion(tmp_path: Path) -> None:
     (d,) = load_project(["compose.yaml"], cwd=tmp_path, environ={}).errors
     assert d.message.startswith('"imgae" is not allowed here; did you mean "image"? (allowed in')
     assert (d.line, d.column) == (4, 5)
+
+
+def test_undefined_dependency_is_an_error_except_for_swarm(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        'version: "3.8"\nservices:\n  web:\n    image: x\n    depends_on: [nope]\n'
+    )
+
+    def found(backend: str | None) -> list[tuple[str, str]]:
+        project = load_project(["compose.yaml"], cwd=tmp_path, environ={}, backend=backend)  # type: ignore[arg-type]
+        return [(d.rule, d.severity) for d in project.diagnostics]
+
+    assert found(None) == [("undefined-dependency", "error")]
+    assert found("engine") == [("undefined-dependency", "error")]
+    assert found("swarm") == [("undefined-dependency", "warning")]
+    assert load_project(["compose.yaml"], cwd=tmp_path, environ={}, compat=True).ok
