@@ -32,7 +32,7 @@ def _fail(exc: ComposeSecretsError) -> NoReturn:
 def main() -> None:
     """Console-script entry point: no traceback reaches a user for bad input."""
     try:
-        app()
+        app(prog_name="composesecrets")
     except ComposeSecretsError as exc:
         _fail(exc)
     except KeyboardInterrupt:

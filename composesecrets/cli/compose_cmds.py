@@ -47,6 +47,7 @@ def validate(
     files: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[FILE]...",
             help="Files to validate one by one (e.g. from a pre-commit hook); -c merges instead.",
             show_default=False,
         ),
@@ -54,7 +55,12 @@ def validate(
     compose_file: ComposeFiles = None,
     compat: Compat = False,
     fmt: Annotated[
-        ValidateFormat, typer.Option("--format", help="Output: text, json or github annotations.")
+        ValidateFormat,
+        typer.Option(
+            "--format",
+            metavar="[text|json|github]",
+            help="Output: text, json or github annotations.",
+        ),
     ] = ValidateFormat.text,
     env_file: EnvFile = None,
     stack: StackName = None,
@@ -116,7 +122,7 @@ def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat) -> Non
 def config(
     compose_file: ComposeFiles = None,
     fmt: Annotated[
-        ConfigFormat, typer.Option("--format", help="Output: yaml or json.")
+        ConfigFormat, typer.Option("--format", metavar="[yaml|json]", help="Output: yaml or json.")
     ] = ConfigFormat.yaml,
     compat: Compat = False,
     env_file: EnvFile = None,
