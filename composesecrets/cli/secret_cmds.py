@@ -135,7 +135,7 @@ def secret_ls(
                 "Version": i.version,
                 "CreatedAt": ago(i.created_at),
                 "UpdatedAt": ago(i.updated_at),
-                "Labels": dict(i.labels),
+                "Labels": ",".join(f"{k}={v}" for k, v in sorted(i.labels.items())),
             }
             for i in found
         ]
