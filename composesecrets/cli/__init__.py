@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import NoReturn
 
 import typer
 
-from composesecrets.cli import compose_cmds, secret_cmds, stack_cmds, store_cmds
+from composesecrets.cli import compose_cmds, doctor, secret_cmds, stack_cmds, store_cmds
 from composesecrets.cli.app import app
 from composesecrets.errors import ComposeSecretsError, InternalError
 
-__all__ = ["app", "compose_cmds", "main", "secret_cmds", "stack_cmds", "store_cmds"]
+__all__ = ["app", "compose_cmds", "doctor", "main", "secret_cmds", "stack_cmds", "store_cmds"]
 
 
 def _fail(exc: ComposeSecretsError) -> NoReturn:
@@ -40,6 +39,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # a bug: say so plainly, details only on request
         if os.environ.get("COMPOSESECRETS_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         _fail(
             InternalError(

@@ -164,3 +164,42 @@ def _yaml(data: Any) -> str:
     return yaml.dump(
         data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
     )
+
+
+def _complete_version(incomplete: str) -> list[str]:
+    from composesecrets.compose.schema import SUPPORTED_VERSIONS
+
+    return [v for v in SUPPORTED_VERSIONS if v.startswith(incomplete)]
+
+
+@app.command()
+def schema(
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            metavar="3.x",
+            help="Compose file format version (default: the latest 3.x, used for files "
+            "without a version).",
+            show_default=False,
+            autocompletion=_complete_version,
+        ),
+    ] = None,
+    path: Annotated[
+        bool, typer.Option("--path", help="Print the schema file's path instead of its content.")
+    ] = False,
+) -> None:
+    """Print the JSON schema that validates compose files (for an editor's YAML server)."""
+    from composesecrets.compose.schema import SUPPORTED_VERSIONS, normalise_version, schema_path
+
+    chosen = normalise_version(version or "")
+    if chosen is None:
+        raise UsageError(
+            f"no compose schema for version {version!r}",
+            hint=f"versions: {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    file = schema_path(chosen)
+    if path:
+        typer.echo(str(file))
+    else:
+        typer.echo(file.read_text(encoding="utf-8"), nl=False)
