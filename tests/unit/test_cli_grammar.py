@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -359,3 +361,40 @@ def test_completion_never_prompts_for_a_passphrase(
     assert complete(monkeypatch, "composesecrets secret inspect ", 3) == ["locked_name"]
     os.chmod(tmp_path / "store", 0o755)  # unsafe: the store refuses to open, silently here
     assert complete(monkeypatch, "composesecrets secret inspect ", 3) == []
+
+
+# ---------------------------------------------------------------- start-up
+
+
+def test_command_word_skips_the_store_option() -> None:
+    from composesecrets.cli import _command_word
+
+    assert _command_word(["--store", "stack", "secret", "ls"]) == "secret"
+    assert _command_word(["--store=/x", "-h"]) is None
+    assert _command_word(["validate", "-c", "x"]) == "validate"
+
+
+def test_validate_and_secret_ls_import_only_what_they_need(two_secrets: Path) -> None:
+    (two_secrets / "c.yml").write_text('version: "3.8"\nservices:\n  web:\n    image: nginx\n')
+
+    def imported(*args: str) -> set[str]:
+        """The modules a fresh process has loaded when the command ends."""
+        script = (
+            "import json, sys\n"
+            f"sys.argv = ['composesecrets', *{list(args)!r}]\n"
+            "from composesecrets.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return set(json.loads(proc.stderr.splitlines()[-1]))
+
+    validate = imported("validate", "-c", "c.yml")
+    assert "composesecrets.compose.project" in validate
+    for heavy in ("jsonschema", "docker", "cryptography", "composesecrets.cli.secret_cmds"):
+        assert heavy not in validate
+    listing = imported("secret", "ls")
+    assert "composesecrets.cli.secret_cmds" in listing
+    for heavy in ("docker", "yaml", "composesecrets.cli.stack_cmds"):
+        assert heavy not in listing
