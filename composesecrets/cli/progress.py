@@ -45,6 +45,7 @@ class _Item:
     detail: str = ""  # e.g. a grace period being waited for
     finished: float | None = None
     failed: bool = False
+    spinner: Any = None  # rich Spinner, kept so that it turns from frame to frame
 
     def done_text(self) -> str:
         return _PAST.get(self.action, f"{self.action}: done")
@@ -127,7 +128,8 @@ class Progress:
         for subject, item in items:
             if item.finished is None:
                 text = Text(item.detail or item.action, style="yellow" if item.detail else "")
-                grid.add_row(Spinner("dots"), subject, text, f"{now - item.started:.1f}s")
+                item.spinner = item.spinner or Spinner("dots")
+                grid.add_row(item.spinner, subject, text, f"{now - item.started:.1f}s")
             elif item.failed:
                 took = f"{item.finished - item.started:.1f}s"
                 grid.add_row(Text("✗", style="red"), subject, Text(f"{item.action}: stopped"), took)
