@@ -26,6 +26,7 @@ _PAST = {
     "creating": "created",
     "replacing": "replaced",
     "starting": "started",
+    "stopping": "stopped",
     "removing": "removed",
     "removing (undo)": "removed (undo)",
     "removing leftover": "leftover removed",
@@ -76,20 +77,25 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
+        waiting = what.startswith("waiting")
         with self.lock:
-            thread = threading.get_ident()
-            previous = self.current.get(thread)
-            if previous is not None and previous != subject:
-                self._finish(previous, now)
-            self.current[thread] = subject
+            if not waiting:  # a wait may be reported from another thread: not a move on
+                thread = threading.get_ident()
+                previous = self.current.get(thread)
+                if previous is not None and previous != subject:
+                    self._finish(previous, now)
+                self.current[thread] = subject
             item = self.items.get(subject)
             if what == "done":
                 if item is not None:
                     self._finish(subject, now)
                 return
             if item is None or item.finished is not None:
-                item = self.items[subject] = _Item(what, now)
-            elif what.startswith("waiting"):
+                if waiting:
+                    item = self.items[subject] = _Item("stopping", now, detail=what)
+                else:
+                    item = self.items[subject] = _Item(what, now)
+            elif waiting:
                 item.detail = what
             else:
                 item.action, item.detail = what, ""

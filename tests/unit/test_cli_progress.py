@@ -99,3 +99,20 @@ def test_no_colour_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not coloured.live.console.no_color
     finally:
         coloured.close()
+
+
+def test_a_wait_reported_from_another_thread_finishes_nothing() -> None:
+    progress = Progress(False, terminal=False)
+    progress("shop_web_1", "removing")
+    waiter = threading.Thread(
+        target=progress, args=("shop_web_1", "waiting up to 10s for shop_web_1 to stop")
+    )
+    waiter.start()
+    waiter.join()
+    progress("shop_db_1", "waiting up to 5s for shop_db_1 to stop")
+    assert progress.items["shop_web_1"].finished is None
+    assert progress.items["shop_web_1"].detail.startswith("waiting up to 10s")
+    progress.close()
+    summary = rows(progress)
+    assert "removed" in summary["shop_web_1"]
+    assert "stopped" in summary["shop_db_1"]
