@@ -2,8 +2,9 @@
 
 ``DockerGroup`` is the click group class of the root app and of every command group:
 
-* the aliases Docker users type (``stack up``, ``stack remove``/``down``, ``secret list``,
-  ``secret remove``) resolve to the command they name, and show beside it in the help;
+* the aliases Docker users type (``stack up``, ``stack remove``/``down``, ``stack list``,
+  ``secret list``, ``secret remove``) resolve to the command they name and show beside it in
+  the help;
 * a group given no command prints its help and exits 0, as ``docker`` and ``docker stack`` do;
 * an unknown command suggests the nearest command or alias (difflib, cutoff 0.75), or nothing
   when nothing is close (``stack logs`` is not close to ``ls``).
@@ -21,8 +22,11 @@ from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
-# alias -> command; an alias applies in a group that has that command
-ALIASES: dict[str, str] = {"up": "deploy", "remove": "rm", "down": "rm", "list": "ls"}
+# group -> alias -> command, as Docker (and compose, for `down`) name them
+ALIASES: dict[str, dict[str, str]] = {
+    "stack": {"up": "deploy", "remove": "rm", "down": "rm", "list": "ls"},
+    "secret": {"list": "ls", "remove": "rm"},
+}
 SUGGEST_CUTOFF = 0.75
 _BRACED = re.compile(r"\{([^{}]+)\}")
 
@@ -39,7 +43,8 @@ class DockerGroup(TyperGroup):
         self.suggest_commands = False  # replaced by the stricter suggestion below
 
     def aliases(self) -> dict[str, str]:
-        return {a: c for a, c in ALIASES.items() if c in self.commands and a not in self.commands}
+        aliases = ALIASES.get(self.name or "", {})
+        return {a: c for a, c in aliases.items() if c in self.commands and a not in self.commands}
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         found = self.commands.get(cmd_name)

@@ -102,7 +102,8 @@ def test_aliases_show_beside_their_command() -> None:
     assert "ls, list" in stack
     secret = run(["secret", "--help"]).stdout
     assert "ls, list" in secret
-    assert "rm, remove" in secret
+    assert "rm, remove  " in secret  # not `down`: that is compose's word for stacks
+    assert run(["secret", "down", "x"]).code == 2
 
 
 def test_secret_list_and_remove_aliases(two_secrets: Path) -> None:
