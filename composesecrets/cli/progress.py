@@ -57,25 +57,34 @@ class Progress:
 
     def __init__(self, quiet: bool, *, terminal: bool | None = None) -> None:
         self.quiet = quiet
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.items: dict[str, _Item] = {}
         self.current: dict[int, str] = {}  # thread -> subject it last reported
         self.live: Any = None
         if terminal is None:
             terminal = sys.stderr.isatty()
-        if not quiet and terminal:
-            from rich.console import Console
-            from rich.live import Live
+        self.terminal = not quiet and terminal
+        self.closed = False
 
-            console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
-            self.live = Live(
-                console=console, refresh_per_second=8, transient=False, get_renderable=self.frame
-            )
-            self.live.start()
+    def _start(self) -> None:
+        """The live display, from the first event on (a passphrase prompt before it stays
+        readable)."""
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+        self.live = Live(
+            console=console, refresh_per_second=8, transient=False, get_renderable=self.frame
+        )
+        self.live.start()
 
     def __call__(self, subject: str, what: str) -> None:
         if self.quiet:
             return
+        if self.terminal and self.live is None and not self.closed:
+            with self.lock:
+                if self.live is None:
+                    self._start()
         now = time.monotonic()
         waiting = what.startswith("waiting")
         with self.lock:
@@ -99,8 +108,8 @@ class Progress:
                 item.detail = what
             else:
                 item.action, item.detail = what, ""
-            if self.live is None:
-                typer.echo(what if what.startswith("waiting") else f"{what} {subject}", err=True)
+            if not self.terminal:
+                typer.echo(what if waiting else f"{what} {subject}", err=True)
 
     def _finish(self, subject: str, now: float, *, failed: bool = False) -> None:
         item = self.items.get(subject)
@@ -111,6 +120,7 @@ class Progress:
         """Mark what is still open as done (or failed) and leave the summary frame."""
         now = time.monotonic()
         with self.lock:
+            self.closed = True
             for subject in self.items:
                 self._finish(subject, now, failed=not ok)
         if self.live is not None:

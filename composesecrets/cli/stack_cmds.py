@@ -47,6 +47,13 @@ StackArg = Annotated[
 NoProgress = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
+def _unlocked(store: Any) -> Any:
+    """The store unlocked now: a passphrase prompt comes before any progress is drawn."""
+    if store.status().initialised:
+        store.unlock()
+    return store
+
+
 @stack_app.command("deploy")
 def stack_deploy(
     ctx: typer.Context,
@@ -91,7 +98,7 @@ def stack_deploy(
         env_file=env_file,
         backend=backend.value,
         delivery=delivery.value,
-        store_opener=lambda: open_store(ctx),
+        store_opener=lambda: _unlocked(open_store(ctx)),
     )
     progress = Progress(quiet)
     try:

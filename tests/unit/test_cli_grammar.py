@@ -399,3 +399,20 @@ def test_validate_and_secret_ls_import_only_what_they_need(two_secrets: Path) ->
     assert "composesecrets.cli.secret_cmds" in listing
     for heavy in ("docker", "yaml", "composesecrets.cli.stack_cmds"):
         assert heavy not in listing
+
+
+def test_deploy_unlocks_before_any_progress(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "engine", FakeBackend.reset)
+    monkeypatch.delenv("COMPOSESECRETS_KEY")
+    with Store.open(home / "store", unlock=PassphraseUnlock("pw", kdf=FAST_KDF)) as store:
+        store.create("other", b"x")
+    (home / "compose.yaml").write_text(COMPOSE)
+    (home / "pw.txt").write_text("s3cret")
+    result = run(["stack", "deploy", "shop"])  # no terminal, no passphrase: refused
+    assert result.code == 3, result
+    assert "passphrase" in result.stderr
+    assert "importing secret" not in result.stderr  # a prompt would not be drawn over
+    monkeypatch.setenv("COMPOSESECRETS_PASSPHRASE", "pw")
+    deployed = run(["stack", "deploy", "shop"])
+    assert deployed.code == 0, deployed
+    assert deployed.stderr.index("importing secret shop_pw") < deployed.stderr.index("creating")

@@ -43,10 +43,13 @@ def test_last_frame_is_the_summary_with_marks_and_times(capsys: pytest.CaptureFi
 
 def test_an_object_is_done_when_its_thread_moves_on() -> None:
     progress = Progress(False, terminal=False)
+    both = threading.Barrier(2)  # both threads alive throughout (idents are not reused)
 
     def worker(service: str) -> None:
         progress(f"{service}_1", "creating")
+        both.wait()
         progress(f"{service}_2", "creating")
+        both.wait()
 
     threads = [threading.Thread(target=worker, args=(s,)) for s in ("web", "db")]
     for thread in threads:
@@ -89,12 +92,15 @@ def test_plain_lines_without_a_terminal_and_nothing_when_quiet(
 def test_no_colour_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     progress = Progress(False, terminal=True)
+    assert progress.live is None  # nothing on screen before the first event (e.g. a prompt)
+    progress("shop_web_1", "creating")
     try:
         assert progress.live.console.no_color
     finally:
         progress.close()
     monkeypatch.delenv("NO_COLOR")
     coloured = Progress(False, terminal=True)
+    coloured("shop_web_1", "creating")
     try:
         assert not coloured.live.console.no_color
     finally:
