@@ -5,8 +5,8 @@ Measures, in throw-away temporary stores:
 
 * ``import_many`` of 1,000 secrets of 1 KiB in one call (goal: < 1 s);
 * 100 single ``create`` calls of 1 KiB (for reference: one commit each);
-* ``list`` on a store of 10,000 secrets, cold: a fresh Python process that imports the store,
-  opens it and lists it (goal: < 400 ms), and warm, in this process.
+* ``list_secrets`` on a store of 10,000 secrets, cold: a fresh Python process that imports
+  the store, opens it and lists it (goal: < 400 ms), and warm, in this process.
 
 Prints the results; asserts nothing. Usage: ``python bench/bench_store.py``
 """
@@ -32,7 +32,7 @@ t0 = time.perf_counter()
 from composesecrets.store import Store
 t1 = time.perf_counter()
 with Store.open(sys.argv[1], create=False, environ={}) as store:
-    rows = store.list()
+    rows = store.list_secrets()
 t2 = time.perf_counter()
 print(len(rows), t1 - t0, t2 - t1)
 """
@@ -87,7 +87,7 @@ def main() -> int:
             cold_runs.append((int(out[0]), float(out[1]), float(out[2]), wall))
         with _open(big_dir, key) as store:
             t0 = time.perf_counter()
-            count = len(store.list())
+            count = len(store.list_secrets())
             warm_s = time.perf_counter() - t0
 
     rows, import_time, open_list, wall = min(cold_runs, key=lambda r: r[2])

@@ -240,7 +240,7 @@ def remove(
                 in_use = {u.secret_name for u in store.usages()}
                 own = [
                     info.name
-                    for info in store.list([f"label={BACKEND_LABEL}={stack}"])
+                    for info in store.list_secrets([f"label={BACKEND_LABEL}={stack}"])
                     if info.name not in in_use  # still used by another stack: keep
                 ]
                 for name in own:

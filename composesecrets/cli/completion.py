@@ -29,7 +29,7 @@ def complete_secret(ctx: Any, incomplete: str) -> list[str]:
     """Secret names in the store that start with ``incomplete``."""
     try:
         with _open(ctx) as store:
-            names = [info.name for info in store.list()]
+            names = [info.name for info in store.list_secrets()]
     except Exception:  # completion must never fail loudly or prompt
         return []
     return [n for n in names if n.startswith(incomplete)]

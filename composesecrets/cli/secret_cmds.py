@@ -28,11 +28,11 @@ app.add_typer(secret_app, name="secret")
 NewName = Annotated[
     str, typer.Argument(metavar="NAME", help="Name of the new secret.", show_default=False)
 ]
-SecretRef = Annotated[
+SecretName = Annotated[
     str,
     typer.Argument(
-        metavar="SECRET",
-        help="Secret name or ID.",
+        metavar="NAME",
+        help="Secret name (exact; never an ID).",
         show_default=False,
         autocompletion=complete_secret,
     ),
@@ -45,11 +45,20 @@ ValueSource = Annotated[
         show_default=False,
     ),
 ]
+SecretNames = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="NAME...",
+        help="Secret names (exact; never IDs).",
+        show_default=False,
+        autocompletion=complete_secret,
+    ),
+]
 SecretRefs = Annotated[
     list[str],
     typer.Argument(
         metavar="SECRET...",
-        help="Names or IDs.",
+        help="Names, IDs or unique ID prefixes.",
         show_default=False,
         autocompletion=complete_secret,
     ),
@@ -88,7 +97,7 @@ def secret_create(
 
 
 @secret_app.command("rotate")
-def secret_rotate(ctx: typer.Context, name: SecretRef, source: ValueSource) -> None:
+def secret_rotate(ctx: typer.Context, name: SecretName, source: ValueSource) -> None:
     """Add a new version of a secret from a file or standard input; prints ID and version."""
     from composesecrets.store import read_value
 
@@ -121,7 +130,7 @@ def secret_ls(
             notice(f"composesecrets: note: {exc.message}")
     else:
         with store:
-            found = store.list(filters or [])
+            found = store.list_secrets(filters or [])
     if quiet:
         for info in found:
             typer.echo(info.id)
@@ -168,7 +177,7 @@ def secret_inspect(
     if output.kind == "table":
         raise UsageError("secret inspect prints json or a template, not a table")
     with open_store(ctx, create=False) as store:
-        details = [store.inspect(name).to_docker() for name in names]
+        details = [store.inspect(name, allow_id=True).to_docker() for name in names]
     if output.is_template:
         typer.echo(render(output, details, {}))
     else:
@@ -176,7 +185,7 @@ def secret_inspect(
 
 
 @secret_app.command("rm")
-def secret_rm(ctx: typer.Context, names: SecretRefs) -> None:
+def secret_rm(ctx: typer.Context, names: SecretNames) -> None:
     """Remove secrets (refused while a deployed stack uses them)."""
     failure: ComposeSecretsError | None = None
     with open_store(ctx, create=False) as store:

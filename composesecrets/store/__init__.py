@@ -27,7 +27,8 @@ from .keys import (
     Unlock,
     argon2_available,
 )
-from .models import (
+from .paths import ENV_HOME, ENV_KEY_FILE, default_key_file, default_store_dir
+from .records import (
     AuditEntry,
     KeyChange,
     SecretDetails,
@@ -40,7 +41,6 @@ from .models import (
     VersionInfo,
     docker_time,
 )
-from .paths import ENV_HOME, ENV_KEY_FILE, default_key_file, default_store_dir
 from .sources import read_value
 from .store import DEFAULT_RETENTION, Store
 from .validation import NAME_MAX, VALUE_MAX, check_labels, check_name, parse_label, split_ref

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import sqlite3
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import IntegrityError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -33,6 +36,28 @@ class SealedVersion:
     dek_wrapped: bytes
     nonce: bytes
     ciphertext: bytes
+
+    #: The ``versions`` columns that hold it (select them to use :meth:`from_row`).
+    COLUMNS = "dek_nonce, dek_wrapped, nonce, ciphertext"
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SealedVersion:
+        return cls(
+            bytes(row["dek_nonce"]),
+            bytes(row["dek_wrapped"]),
+            bytes(row["nonce"]),
+            bytes(row["ciphertext"]),
+        )
+
+
+def integrity_error(name: str, secret_id: str, version: int) -> IntegrityError:
+    """The error for a stored version that fails authentication."""
+    return IntegrityError(
+        f"secret {name!r} ({secret_id}) version {version} failed authentication: its stored"
+        " ciphertext, nonce or wrapped data key was altered or copied from elsewhere",
+        hint="run `composesecrets store verify`; restore the store from a backup, or replace"
+        " the value with `composesecrets secret rotate`",
+    )
 
 
 def random_key() -> bytes:

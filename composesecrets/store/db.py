@@ -96,10 +96,12 @@ def _backoff(attempt: int) -> None:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open the database in autocommit mode with WAL, full sync and a busy timeout."""
+    """Open the database in autocommit mode with WAL, full sync, a busy timeout and
+    :class:`sqlite3.Row` rows."""
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=True
     )
+    conn.row_factory = sqlite3.Row  # rows are read by column name
     try:
         retrying(conn, _setup)
     except BaseException:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import InputError
-from .models import SecretInfo
+from .records import SecretInfo
 
 
 @dataclass(frozen=True)

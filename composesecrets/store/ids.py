@@ -6,8 +6,9 @@ import os
 import re
 
 ID_LENGTH = 25
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_ID_RE = re.compile(r"^[0-9a-z]{25}$")
+ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_ID_RE = re.compile(r"[0-9a-z]{25}")
+_ID_PREFIX_RE = re.compile(r"[0-9a-z]{1,25}")
 
 
 def new_id() -> str:
@@ -16,10 +17,15 @@ def new_id() -> str:
     digits: list[str] = []
     while number:
         number, rest = divmod(number, 36)
-        digits.append(_ALPHABET[rest])
+        digits.append(ID_ALPHABET[rest])
     return "".join(reversed(digits)).rjust(ID_LENGTH, "0")
 
 
 def looks_like_id(text: str) -> bool:
-    """True when ``text`` has the exact shape of an ID (it may still also be a valid name)."""
+    """True when ``text`` has the exact shape of an ID (such names are refused at create)."""
     return _ID_RE.fullmatch(text) is not None
+
+
+def could_be_id_prefix(text: str) -> bool:
+    """True when ``text`` could be the start of an ID (1 to 25 base36 digits)."""
+    return _ID_PREFIX_RE.fullmatch(text) is not None

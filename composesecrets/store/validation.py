@@ -5,28 +5,41 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ..docker_rules import LABEL_KEY_MAX, LABEL_VALUE_MAX, NAME_MAX, is_secret_name
+from ..docker_rules import SECRET_VALUE_MAX as VALUE_MAX
 from ..errors import InputError
+from .ids import looks_like_id
 
-NAME_MAX = 64
-VALUE_MAX = 511_999  # Swarm: len >= 500 * 1024 is refused
-LABEL_KEY_MAX = 255
-LABEL_VALUE_MAX = 4096
+__all__ = [
+    "NAME_MAX",
+    "VALUE_MAX",
+    "check_labels",
+    "check_name",
+    "check_value",
+    "parse_label",
+    "split_ref",
+]
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _REF_RE = re.compile(r"^(?P<base>[^@]+)@(?P<version>[0-9]+)$")
 
 
 def check_name(name: str) -> str:
-    """Return ``name`` when it follows Docker's rule, else raise :class:`InputError`."""
+    """Return ``name`` when it follows Docker's rule and does not look like an ID, else raise
+    :class:`InputError` (a name shaped like an ID could be mistaken for another secret's ID)."""
     if not isinstance(name, str) or not name:
         raise InputError("secret name must be provided", hint="give a name such as db_password")
-    if len(name) > NAME_MAX or not _NAME_RE.fullmatch(name):
+    if not is_secret_name(name):
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise InputError(
             f"invalid secret name {shown!r}: only {NAME_MAX} [a-zA-Z0-9-_.] characters allowed,"
             " and the start and end character must be [a-zA-Z0-9]",
             hint=f"this name has {len(name)} characters; use letters, digits, '-', '_' and '.'",
+        )
+    if looks_like_id(name):
+        raise InputError(
+            f"invalid secret name {name!r}: it looks like a secret ID (25 characters [0-9a-z])",
+            hint="choose a name that is not 25 lowercase letters and digits, e.g. add a '_' or '-'",
         )
     return name
 

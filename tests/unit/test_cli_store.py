@@ -272,9 +272,9 @@ def test_rotate_adds_versions_and_inspect_never_shows_values(cli: Cli) -> None:
     assert versions[0]["Digest"] != versions[1]["Digest"]
     assert details["CreatedAt"] != details["UpdatedAt"]
 
-    # by ID, by unique ID prefix, and from standard input
+    # inspect by unique ID prefix; rotate from standard input (rotate takes exact names only)
     assert cli.inspect(secret_id[:8])[0]["Spec"]["Name"] == "token"
-    again = cli("secret", "rotate", secret_id, "-", stdin=cli.value("v3"))
+    again = cli("secret", "rotate", "token", "-", stdin=cli.value("v3"))
     assert again.stdout.strip() == f"{secret_id} version 3"
     assert [v["Index"] for v in cli.inspect("token@3")[0]["Versions"]] == [3]
 
@@ -452,10 +452,26 @@ def test_rm_refuses_a_secret_in_use_and_reports_missing(cli: Cli) -> None:
     assert gone.code == 5
 
 
-def test_rm_by_id(cli: Cli) -> None:
+def test_rm_and_rotate_take_exact_names_only(cli: Cli) -> None:
     secret_id = cli.create("by-id")
-    result = cli("secret", "rm", secret_id)
-    assert result.code == 0 and result.stdout.strip() == secret_id
+    before = cli.inspect("by-id")
+    for ref in (secret_id, secret_id[:6]):
+        removed = cli("secret", "rm", ref)
+        assert removed.code == 5 and f"no such secret: {ref}" in removed.stderr, removed
+        rotated = cli("secret", "rotate", ref, str(cli.value_file("other")))
+        assert rotated.code == 5 and f"no such secret: {ref}" in rotated.stderr, rotated
+    assert cli.inspect("by-id") == before  # neither removed nor given a new version
+    # inspect is read-only and interactive: it still takes an ID or a unique ID prefix
+    assert cli.inspect(secret_id) == before == cli.inspect(secret_id[:6])
+    result = cli("secret", "rm", "by-id")
+    assert result.code == 0 and result.stdout.strip() == "by-id"
+    assert cli.names() == []
+
+
+def test_create_refuses_a_name_shaped_like_an_id(cli: Cli) -> None:
+    shaped = "0123456789abcdefghijklmno"
+    result = cli("secret", "create", shaped, str(cli.value_file()))
+    assert result.code == 2 and "looks like a secret ID" in result.stderr, result
     assert cli.names() == []
 
 

@@ -143,7 +143,7 @@ def test_missing_external_secret_changes_nothing(project: Path, fake: FakeBacken
         stacks.deploy("shop", options(project), progress)
     assert fake.containers_by_stack == {}
     with opener(project) as store:
-        assert store.list() == []
+        assert store.list_secrets() == []
 
 
 def test_invalid_compose_changes_nothing(project: Path, fake: FakeBackend) -> None:
@@ -166,7 +166,7 @@ def test_unknown_image_is_refused_before_the_store_changes(
     with pytest.raises(BackendError, match="busybox:test"):
         stacks.deploy("shop", options(project), progress)
     with opener(project) as store:
-        assert [i.name for i in store.list()] == ["api_key"]
+        assert [i.name for i in store.list_secrets()] == ["api_key"]
 
 
 def test_failed_deploy_records_no_usage(project: Path, fake: FakeBackend) -> None:
@@ -186,7 +186,7 @@ def test_stack_rm_removes_own_secrets_but_not_external_ones(
     stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
     assert fake.containers("shop") == []
     with opener(project) as store:
-        assert [i.name for i in store.list()] == ["api_key"]
+        assert [i.name for i in store.list_secrets()] == ["api_key"]
         assert store.usages(stack="shop") == []
         store.remove("api_key")  # no longer in use
     # idempotent
@@ -200,7 +200,7 @@ def test_stack_rm_keep_secrets(project: Path, fake: FakeBackend) -> None:
         "shop", keep_secrets=True, store_opener=lambda: opener(project), progress=progress
     )
     with opener(project) as store:
-        assert sorted(i.name for i in store.list()) == ["api_key", "shop_db_password"]
+        assert sorted(i.name for i in store.list_secrets()) == ["api_key", "shop_db_password"]
 
 
 def test_removed_service_is_removed_on_redeploy(project: Path, fake: FakeBackend) -> None:
@@ -242,3 +242,45 @@ def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeBa
     ]
     with opener(project) as store:
         assert all("CANARY" not in e.detail + e.target for e in store.audit())
+
+
+def _victim(project: Path) -> tuple[str, str]:
+    """An unrelated secret, and a valid name that is a unique prefix of its ID."""
+    with opener(project) as store:
+        victim = store.create("victim", b"CANARY-victim")
+    return victim.id, victim.id[:6]
+
+
+def test_missing_external_secret_never_resolves_to_an_id_prefix(
+    project: Path, fake: FakeBackend
+) -> None:
+    with_external(project)
+    _, prefix = _victim(project)
+    compose = COMPOSE + f"  {prefix}:\n    external: true\n"
+    compose = compose.replace("      - db_password\nsecrets:", f"      - {prefix}\nsecrets:")
+    (project / "compose.yaml").write_text(compose)
+    with pytest.raises(NotFoundError, match=prefix):
+        stacks.deploy("shop", options(project), progress)
+    assert fake.containers_by_stack == {}
+    with opener(project) as store:
+        assert store.usages() == []
+
+
+def test_file_secret_named_like_an_id_prefix_never_rotates_that_secret(
+    project: Path, fake: FakeBackend
+) -> None:
+    with_external(project)
+    victim_id, prefix = _victim(project)
+    compose = COMPOSE.replace(
+        "    file: ./db_password.txt\n", f"    file: ./db_password.txt\n    name: {prefix}\n"
+    )
+    (project / "compose.yaml").write_text(compose)
+    outcome = stacks.deploy("shop", options(project), progress)
+    assert outcome.imported == (prefix,)
+    with opener(project) as store:
+        assert store.get("victim") == b"CANARY-victim"
+        assert store.inspect("victim").info.version == 1
+        mine = store.inspect(prefix).info
+        assert mine.id != victim_id and store.get(prefix) == b"CANARY-db-v1"
+    files = {f.value for f in fake.containers_by_stack["shop"]["shop_worker_1"].files}
+    assert files == {b"CANARY-db-v1"}

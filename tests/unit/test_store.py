@@ -37,9 +37,8 @@ def test_round_trip_and_info(store: Store) -> None:
     assert looks_like_id(info.id) and len(info.id) == 25
     assert (info.name, info.version, info.labels) == ("db_password", 1, {"team": "infra"})
     assert store.get("db_password") == b"s3cret\x00\xff"
-    assert store.get(info.id) == b"s3cret\x00\xff"
-    assert store.get(info.id[:8]) == b"s3cret\x00\xff"  # unique ID prefix, as Docker allows
-    [listed] = store.list()
+    assert store.inspect(info.id[:8], allow_id=True).info == info  # as Docker allows
+    [listed] = store.list_secrets()
     assert listed == info
 
 
@@ -84,10 +83,10 @@ def test_versions_and_refs(store: Store) -> None:
     rotated = store.rotate("api", b"v2")
     assert rotated.version == 2 and rotated.id == info.id
     assert rotated.updated_at >= info.updated_at and rotated.created_at == info.created_at
-    store.rotate(info.id, b"v3")
+    store.rotate("api", b"v3")
     assert store.get("api") == b"v3"
     assert store.get("api@1") == b"v1"
-    assert store.get(f"{info.id}@2") == b"v2"
+    assert store.get("api@2") == b"v2"
     assert store.get("api", 2) == b"v2"
     assert store.get("api@2", 2) == b"v2"
     with pytest.raises(InputError):
@@ -163,7 +162,7 @@ def test_bad_names_refused(store: Store, name: str) -> None:
         store.create(name, b"v")
     assert err.value.exit_code == 2
     assert err.value.hint
-    assert store.list() == []
+    assert store.list_secrets() == []
     assert store.audit(action="create") == []
 
 
@@ -184,7 +183,7 @@ def test_value_sizes(store: Store) -> None:
         store.rotate("ok", b"")
     with pytest.raises(InputError):
         store.rotate("ok", b"y" * 512_000)
-    assert [i.name for i in store.list()] == ["ok"]
+    assert [i.name for i in store.list_secrets()] == ["ok"]
     assert store.inspect("ok").info.version == 1
 
 
@@ -195,7 +194,7 @@ def test_value_sizes(store: Store) -> None:
 def test_bad_labels_refused(store: Store, labels: dict[str, str]) -> None:
     with pytest.raises(InputError):
         store.create("x", b"v", labels)
-    assert store.list() == []
+    assert store.list_secrets() == []
 
 
 def test_parse_label_and_split_ref() -> None:
@@ -222,17 +221,17 @@ def test_list_filters(store: Store) -> None:
     a = store.create("app_db", b"1", {"team": "infra", "env": "prod"})
     store.create("app_cache", b"1", {"team": "web"})
     store.create("other", b"1")
-    assert [i.name for i in store.list()] == ["app_cache", "app_db", "other"]
-    assert [i.name for i in store.list(["name=app"])] == ["app_cache", "app_db"]
-    assert [i.name for i in store.list(["name=oth", "name=app_d"])] == ["app_db", "other"]
-    assert [i.name for i in store.list(["label=team"])] == ["app_cache", "app_db"]
-    assert [i.name for i in store.list(["label=team=infra"])] == ["app_db"]
-    assert [i.name for i in store.list(["label=team", "label=env=prod"])] == ["app_db"]
-    assert [i.name for i in store.list(SecretFilter(ids=(a.id[:6],)))] == ["app_db"]
+    assert [i.name for i in store.list_secrets()] == ["app_cache", "app_db", "other"]
+    assert [i.name for i in store.list_secrets(["name=app"])] == ["app_cache", "app_db"]
+    assert [i.name for i in store.list_secrets(["name=oth", "name=app_d"])] == ["app_db", "other"]
+    assert [i.name for i in store.list_secrets(["label=team"])] == ["app_cache", "app_db"]
+    assert [i.name for i in store.list_secrets(["label=team=infra"])] == ["app_db"]
+    assert [i.name for i in store.list_secrets(["label=team", "label=env=prod"])] == ["app_db"]
+    assert [i.name for i in store.list_secrets(SecretFilter(ids=(a.id[:6],)))] == ["app_db"]
     with pytest.raises(InputError):
-        store.list(["colour=red"])
+        store.list_secrets(["colour=red"])
     with pytest.raises(InputError):
-        store.list(["name"])
+        store.list_secrets(["name"])
 
 
 def test_remove_and_usage_records(store: Store) -> None:
@@ -276,7 +275,7 @@ def test_import_many_is_one_transaction(store: Store) -> None:
     infos = store.import_many(items)
     assert len(infos) == 1000 and len({i.id for i in infos}) == 1000
     assert store.get("s0999") == expected_value("s999", 1)
-    assert store.list(["label=n=7"])[0].name == "s0007"
+    assert store.list_secrets(["label=n=7"])[0].name == "s0007"
     # One clash: nothing of the batch is written.
     with pytest.raises(ConflictError):
         store.import_many([("fresh1", b"x", None), ("s0001", b"x", None)])
@@ -284,7 +283,7 @@ def test_import_many_is_one_transaction(store: Store) -> None:
         store.import_many([("fresh2", b"x", None), ("fresh2", b"y", None)])
     with pytest.raises(InputError):
         store.import_many([("fresh3", b"x", None), ("bad name", b"y", None)])
-    assert store.list(["name=fresh"]) == []
+    assert store.list_secrets(["name=fresh"]) == []
     assert store.import_many([]) == []
 
 
@@ -332,7 +331,7 @@ def test_status_without_unlocking(tmp_path: Path) -> None:
         assert status.initialised and status.unlock_method == "keyfile"
         assert (status.secrets, status.versions, status.stacks) == (1, 2, ("st",))
         assert status.key_file == key
-        assert [i.name for i in s.list()] == ["a"]
+        assert [i.name for i in s.list_secrets()] == ["a"]
         assert s.inspect("a").info.version == 2
         assert status.to_json()["Secrets"] == 1
 
@@ -381,7 +380,64 @@ def test_remove_many_is_all_or_nothing(store: Store) -> None:
     store.record_usage("web", "engine", [Usage("b", "api")])
     with pytest.raises(ConflictError, match="'b'"):
         store.remove_many(["a", "b", "c"])
-    assert sorted(i.name for i in store.list()) == ["a", "b", "c"]
+    assert sorted(i.name for i in store.list_secrets()) == ["a", "b", "c"]
     assert [i.name for i in store.remove_many(["a", "c"])] == ["a", "c"]
-    assert [i.name for i in store.list()] == ["b"]
+    assert [i.name for i in store.list_secrets()] == ["b"]
     assert [e.target for e in store.audit(action="remove")] == ["a", "c"]
+
+
+# --------------------------------------------------------------------------- exact names
+
+
+def test_deploy_and_mutations_resolve_exact_names_never_ids(store: Store) -> None:
+    victim = store.create("victim", b"v1")
+    prefix = victim.id[:6]  # a valid secret name that is also a unique prefix of victim's ID
+    for ref in (prefix, victim.id):
+        with pytest.raises(NotFoundError):
+            store.get(ref)
+        with pytest.raises(NotFoundError):
+            store.rotate(ref, b"overwritten")
+        with pytest.raises(NotFoundError):
+            store.remove(ref)
+        with pytest.raises(NotFoundError):
+            store.remove_many([ref])
+        with pytest.raises(NotFoundError):
+            store.record_usage("shop", "fake", [Usage(ref, "web")])
+        with pytest.raises(NotFoundError):
+            store.usages(secret=ref)
+        with pytest.raises(NotFoundError):
+            store.inspect(ref)  # the API default is an exact name, as deploy needs
+    assert store.get("victim") == b"v1"
+    assert store.inspect("victim").info.version == 1
+    assert store.usages() == []
+
+
+def test_interactive_inspect_and_filters_still_accept_ids(store: Store) -> None:
+    victim = store.create("victim", b"v1")
+    assert store.inspect(victim.id, allow_id=True).info == victim
+    assert store.inspect(victim.id[:6], allow_id=True).info == victim
+    assert store.inspect("victim", allow_id=True).info == victim
+    assert store.list_secrets([f"id={victim.id[:6]}"]) == [victim]
+
+
+def test_a_name_equal_to_another_secrets_id_prefix_is_its_own_secret(store: Store) -> None:
+    victim = store.create("victim", b"v1")
+    prefix = victim.id[:6]
+    mine = store.create(prefix, b"mine")
+    assert mine.id != victim.id
+    assert store.get(prefix) == b"mine"
+    assert store.rotate(prefix, b"mine2").id == mine.id
+    assert store.get("victim") == b"v1"
+
+
+def test_names_shaped_like_ids_are_refused(store: Store) -> None:
+    shaped = new_id()
+    with pytest.raises(InputError, match="looks like a secret ID"):
+        check_name(shaped)
+    with pytest.raises(InputError, match="looks like a secret ID"):
+        store.create(shaped, b"x")
+    with pytest.raises(InputError, match="looks like a secret ID"):
+        store.import_many([(shaped, b"x", None)])
+    assert store.list_secrets() == []
+    for fine in (shaped[:24], shaped + "x", shaped.upper(), shaped[:12] + "-" + shaped[13:]):
+        check_name(fine)

@@ -49,13 +49,13 @@ def test_sigkill_at_random_moments_leaves_a_consistent_store(tmp_path: Path) -> 
     with open_keyfile_store(store_dir, key, create=False, retention=WORKER_RETENTION) as s:
         report = s.verify()
         assert report.ok, report.failures
-        infos = s.list()
+        infos = s.list_secrets()
         assert len(infos) > 15, "the workers wrote too little to test anything"
         for info in infos:
-            versions = [v.version for v in s.inspect(info.id).versions]
+            versions = [v.version for v in s.inspect(info.name).versions]
             assert versions == list(range(1, info.version + 1))
             for v in versions:
-                assert s.get(info.id, v, audit=False) == expected_value(info.name, v)
+                assert s.get(info.name, v, audit=False) == expected_value(info.name, v)
         # Batches from import_many are all-or-nothing.
         batches: dict[str, int] = {}
         for info in infos:
@@ -77,7 +77,7 @@ def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         assert "locked" not in err and "locked" not in out
         assert err == ""
     with open_keyfile_store(store_dir, key, create=False, retention=WORKER_RETENTION) as s:
-        infos = {i.name: i for i in s.list()}
+        infos = {i.name: i for i in s.list_secrets()}
         assert len(infos) == 8 * count + 1
         for w in range(8):
             for i in range(count):

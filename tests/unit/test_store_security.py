@@ -294,7 +294,7 @@ def test_wrong_key_file_leaves_store_unchanged(layout: dict[str, Path], tmp_path
             s.create("b", b"x")
         with pytest.raises(StoreLockedError):
             s.verify()
-        assert [i.name for i in s.list()] == ["a"]
+        assert [i.name for i in s.list_secrets()] == ["a"]
     assert file_hashes(layout["store"], layout["key"].parent) == before
 
 
@@ -399,7 +399,7 @@ def test_one_key_derivation_per_open(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(calls) == 1
     calls.clear()
     with open_passphrase_store(tmp_path / "s", "pw") as s:
-        s.list()
+        s.list_secrets()
         s.inspect("a")
         s.status()
         assert calls == []

@@ -1,0 +1,357 @@
+"""Secrets and their versions: create, rotate, read, list, remove and import.
+
+Everything that deploys, imports or changes a secret finds it by its exact name
+(:func:`by_name`); only read-only interactive commands may also take an ID or a unique ID
+prefix (:func:`lookup`), so a name can never reach an unrelated secret whose ID starts with it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
+
+from ..errors import ConflictError, InputError, NotFoundError
+from . import audit, crypto, ids
+from . import db as dbm
+from .filters import SecretFilter
+from .keyslot import KeyRing, Keys, check_current
+from .records import SecretInfo, VersionInfo, from_ns
+from .validation import check_labels, check_name, check_value, split_ref
+
+_SECRET_COLUMNS = "id, name, labels, current, created_ns, updated_ns"
+
+
+class SecretRow(NamedTuple):
+    """A ``secrets`` row."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    current: int
+    created_ns: int
+    updated_ns: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SecretRow:
+        labels = row["labels"]
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            labels=json.loads(labels) if labels != "{}" else {},
+            current=int(row["current"]),
+            created_ns=int(row["created_ns"]),
+            updated_ns=int(row["updated_ns"]),
+        )
+
+    def info(self) -> SecretInfo:
+        return SecretInfo(
+            id=self.id,
+            name=self.name,
+            version=self.current,
+            labels=self.labels,
+            created_at=from_ns(self.created_ns),
+            updated_at=from_ns(self.updated_ns),
+        )
+
+
+_SELECT = f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE "
+
+
+def _not_found(ref: str) -> NotFoundError:
+    return NotFoundError(
+        f"no such secret: {ref}", hint="list secrets with `composesecrets secret ls`"
+    )
+
+
+def by_name(c: sqlite3.Connection, name: str) -> SecretRow:
+    """The secret called exactly ``name`` (never an ID or ID prefix): deploy, import, rotate,
+    remove and usage records find secrets this way."""
+    row = c.execute(_SELECT + "name = ?", (name,)).fetchone()
+    if row is None:
+        raise _not_found(name)
+    return SecretRow.from_row(row)
+
+
+def lookup(c: sqlite3.Connection, ref: str) -> SecretRow:
+    """Exact ID, exact name, then unique ID prefix (as Docker does): read-only interactive use."""
+    row = c.execute(_SELECT + "id = ?", (ref,)).fetchone()
+    if row is None:
+        row = c.execute(_SELECT + "name = ?", (ref,)).fetchone()
+    if row is None and ids.could_be_id_prefix(ref):
+        rows = c.execute(_SELECT + "id >= ? AND id < ? LIMIT 2", (ref, ref + "{")).fetchall()
+        if len(rows) > 1:
+            raise InputError(
+                f"secret ID prefix {ref!r} is ambiguous", hint="give more characters of the ID"
+            )
+        row = rows[0] if rows else None
+    if row is None:
+        raise _not_found(ref)
+    return SecretRow.from_row(row)
+
+
+def versions(
+    c: sqlite3.Connection, info: SecretInfo, wanted: int | None
+) -> tuple[VersionInfo, ...]:
+    """The retained versions of a secret (only ``wanted`` when given)."""
+    rows = c.execute(
+        "SELECT version, size, created_ns, digest FROM versions WHERE secret_id = ?"
+        " ORDER BY version",
+        (info.id,),
+    ).fetchall()
+    found = tuple(
+        VersionInfo(
+            int(r["version"]),
+            int(r["size"]),
+            from_ns(int(r["created_ns"])),
+            "hmac-sha256:" + bytes(r["digest"]).hex(),
+        )
+        for r in rows
+        if wanted is None or int(r["version"]) == wanted
+    )
+    if wanted is not None and not found:
+        raise NotFoundError(f"secret {info.name!r} has no stored version {wanted}")
+    return found
+
+
+def prune(c: sqlite3.Connection, retention: int, secret_id: str | None = None) -> None:
+    """Drop versions older than the retention window that no usage record references."""
+    unused = (
+        " AND NOT EXISTS (SELECT 1 FROM usages u WHERE u.secret_id = versions.secret_id"
+        " AND u.version = versions.version)"
+    )
+    if secret_id is not None:
+        c.execute(
+            "DELETE FROM versions WHERE secret_id = ? AND version <= "
+            "(SELECT current FROM secrets WHERE id = ?) - ?" + unused,
+            (secret_id, secret_id, retention),
+        )
+    else:
+        c.execute(
+            "DELETE FROM versions WHERE version <= "
+            "(SELECT current FROM secrets s WHERE s.id = versions.secret_id) - ?" + unused,
+            (retention,),
+        )
+
+
+def _version_row(
+    k: Keys, store_id: str, secret_id: str, version: int, value: bytes, now: int
+) -> tuple[object, ...]:
+    sealed = crypto.seal(k.root, store_id, secret_id, version, value)
+    digest = crypto.value_digest(k.digest_key, value)
+    size = len(value)
+    return (secret_id, version, size, digest, *_sealed_values(sealed), now)
+
+
+def _sealed_values(sealed: crypto.SealedVersion) -> tuple[bytes, bytes, bytes, bytes]:
+    return sealed.dek_nonce, sealed.dek_wrapped, sealed.nonce, sealed.ciphertext
+
+
+_INSERT_VERSION = (
+    "INSERT INTO versions (secret_id, version, size, digest, dek_nonce, dek_wrapped, nonce,"
+    " ciphertext, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_SECRET = (
+    "INSERT INTO secrets (id, name, labels, current, created_ns, updated_ns)"
+    " VALUES (?, ?, ?, 1, ?, ?)"
+)
+
+
+def _no_version(ref: str) -> None:
+    if "@" in ref:
+        raise InputError(
+            f"{ref!r} names a version; this operation works on whole secrets",
+            hint="drop the @VERSION suffix",
+        )
+
+
+class SecretTable:
+    """The secret operations of one open store (values need the :class:`KeyRing`)."""
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], keyring: KeyRing, retention: int
+    ) -> None:
+        self._connect = connect
+        self._keyring = keyring
+        self._retention = retention
+
+    def _write_with_keys(self, fn: Callable[[sqlite3.Connection, Keys], SecretInfo]) -> SecretInfo:
+        return self._keyring.with_keys(lambda k: dbm.write(self._connect(), lambda c: fn(c, k)))
+
+    def create(self, name: str, value: bytes, labels: Mapping[str, str] | None) -> SecretInfo:
+        check_name(name)
+        check_value(value, name=name)
+        clean = check_labels(labels)
+        store_id = self._keyring.store_id
+
+        def txn(c: sqlite3.Connection, k: Keys) -> SecretInfo:
+            check_current(c, k)
+            if c.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone():
+                raise ConflictError(
+                    f"secret {name} already exists",
+                    hint=f"to store a new value, run `composesecrets secret rotate {name} FILE`",
+                )
+            secret_id, now = ids.new_id(), time.time_ns()
+            c.execute(
+                _INSERT_SECRET, (secret_id, name, json.dumps(clean, sort_keys=True), now, now)
+            )
+            c.execute(_INSERT_VERSION, _version_row(k, store_id, secret_id, 1, bytes(value), now))
+            audit.append(c, "create", name, f"id={secret_id} version=1 size={len(value)}")
+            return SecretInfo(secret_id, name, 1, clean, from_ns(now), from_ns(now))
+
+        return self._write_with_keys(txn)
+
+    def rotate(self, name: str, value: bytes) -> SecretInfo:
+        _no_version(name)
+        check_value(value, name=name)
+        store_id = self._keyring.store_id
+
+        def txn(c: sqlite3.Connection, k: Keys) -> SecretInfo:
+            check_current(c, k)
+            old = by_name(c, name).info()
+            version, now = old.version + 1, time.time_ns()
+            c.execute(
+                _INSERT_VERSION, _version_row(k, store_id, old.id, version, bytes(value), now)
+            )
+            c.execute(
+                "UPDATE secrets SET current = ?, updated_ns = ? WHERE id = ?",
+                (version, now, old.id),
+            )
+            prune(c, self._retention, old.id)
+            audit.append(c, "rotate", old.name, f"id={old.id} version={version} size={len(value)}")
+            return SecretInfo(old.id, old.name, version, old.labels, old.created_at, from_ns(now))
+
+        return self._write_with_keys(txn)
+
+    def get(self, name: str, version: int | None, *, audited: bool, reason: str) -> bytes:
+        base, wanted = split_ref(name, version)
+        store_id = self._keyring.store_id
+
+        def read(
+            c: sqlite3.Connection, k: Keys
+        ) -> tuple[SecretInfo, int, crypto.SealedVersion | None]:
+            check_current(c, k)
+            info = by_name(c, base).info()
+            number = wanted if wanted is not None else info.version
+            row = c.execute(
+                f"SELECT {crypto.SealedVersion.COLUMNS} FROM versions"
+                " WHERE secret_id = ? AND version = ?",
+                (info.id, number),
+            ).fetchone()
+            return info, number, None if row is None else crypto.SealedVersion.from_row(row)
+
+        def op(k: Keys) -> tuple[SecretInfo, int, bytes]:
+            info, number, sealed = dbm.read(self._connect(), lambda c: read(c, k))
+            if sealed is None:
+                if number > info.version:
+                    raise NotFoundError(
+                        f"secret {info.name!r} has no version {number}"
+                        f" (its latest is {info.version})"
+                    )
+                raise NotFoundError(
+                    f"version {number} of secret {info.name!r} is no longer kept",
+                    hint=f"the store keeps the last {self._retention} versions and any version a"
+                    " deployed stack uses",
+                )
+            try:
+                value = crypto.open_sealed(k.root, store_id, info.id, number, sealed)
+            except crypto.AuthenticationFailed:
+                raise crypto.integrity_error(info.name, info.id, number) from None
+            return info, number, value
+
+        info, number, value = self._keyring.with_keys(op)
+        if audited:
+            dbm.write(
+                self._connect(), lambda c: audit.append(c, "read", f"{info.name}@{number}", reason)
+            )
+        return value
+
+    def list_secrets(self, filters: SecretFilter | Iterable[str] | None) -> list[SecretInfo]:
+        if filters is not None and not isinstance(filters, SecretFilter):
+            filters = SecretFilter.parse(filters)
+        rows = dbm.retrying(
+            self._connect(),
+            lambda c: c.execute(f"SELECT {_SECRET_COLUMNS} FROM secrets ORDER BY name").fetchall(),
+        )
+        infos = [SecretRow.from_row(r).info() for r in rows]
+        if filters is None:
+            return infos
+        return [i for i in infos if filters.matches(i)]
+
+    def remove_many(self, names: Iterable[str]) -> list[SecretInfo]:
+        refs = list(names)
+        for ref in refs:
+            _no_version(ref)
+
+        def txn(c: sqlite3.Connection) -> list[SecretInfo]:
+            return [self._remove_in(c, ref) for ref in refs]
+
+        return dbm.write(self._connect(), txn)
+
+    @staticmethod
+    def _remove_in(c: sqlite3.Connection, name: str) -> SecretInfo:
+        info = by_name(c, name).info()
+        users = c.execute(
+            "SELECT stack, service FROM usages WHERE secret_id = ? ORDER BY stack, service",
+            (info.id,),
+        ).fetchall()
+        if users:
+            by_stack: dict[str, list[str]] = {}
+            for user in users:
+                services = by_stack.setdefault(user["stack"], [])
+                if user["service"] not in services:
+                    services.append(user["service"])
+            parts = [f"stack {s!r} (services: {', '.join(v)})" for s, v in by_stack.items()]
+            raise ConflictError(
+                f"secret {info.name!r} is in use by " + "; ".join(parts),
+                hint="remove the stack first, or deploy it without this secret",
+            )
+        c.execute("DELETE FROM versions WHERE secret_id = ?", (info.id,))
+        c.execute("DELETE FROM secrets WHERE id = ?", (info.id,))
+        audit.append(c, "remove", info.name, f"id={info.id}")
+        return info
+
+    def import_many(
+        self, items: Iterable[tuple[str, bytes, Mapping[str, str] | None]]
+    ) -> list[SecretInfo]:
+        batch: list[tuple[str, bytes, dict[str, str]]] = []
+        seen: set[str] = set()
+        for name, value, labels in items:
+            check_name(name)
+            check_value(value, name=name)
+            if name in seen:
+                raise InputError(f"secret {name!r} appears twice in the import")
+            seen.add(name)
+            batch.append((name, bytes(value), check_labels(labels)))
+        if not batch:
+            return []
+        store_id = self._keyring.store_id
+
+        def txn(c: sqlite3.Connection, k: Keys) -> list[SecretInfo]:
+            check_current(c, k)
+            existing = {r["name"] for r in c.execute("SELECT name FROM secrets")} & seen
+            if existing:
+                shown = ", ".join(sorted(existing)[:5])
+                raise ConflictError(
+                    f"{len(existing)} secret(s) already exist: {shown}",
+                    hint="import only new names; change existing ones with `secret rotate`",
+                )
+            now = time.time_ns()
+            out: list[SecretInfo] = []
+            secret_rows, version_rows, entries = [], [], []
+            for name, value, labels in batch:
+                secret_id = ids.new_id()
+                secret_rows.append((secret_id, name, json.dumps(labels, sort_keys=True), now, now))
+                version_rows.append(_version_row(k, store_id, secret_id, 1, value, now))
+                entries.append(
+                    ("create", name, f"id={secret_id} version=1 size={len(value)} import")
+                )
+                out.append(SecretInfo(secret_id, name, 1, labels, from_ns(now), from_ns(now)))
+            c.executemany(_INSERT_SECRET, secret_rows)
+            c.executemany(_INSERT_VERSION, version_rows)
+            audit.append_many(c, now, entries)
+            return out
+
+        return self._keyring.with_keys(lambda k: dbm.write(self._connect(), lambda c: txn(c, k)))
