@@ -166,7 +166,8 @@ def test_help_names_arguments_and_shows_choices() -> None:
     assert "Usage: composesecrets secret create [OPTIONS] NAME FILE|-" in create
     assert "{" not in create
     assert "name or ID" not in create
-    assert "SECRET..." in run(["secret", "rm", "--help"]).stdout
+    assert "secret rm [OPTIONS] NAME..." in run(["secret", "rm", "--help"]).stdout
+    assert "secret inspect [OPTIONS] SECRET..." in run(["secret", "inspect", "--help"]).stdout
     deploy = run(["stack", "deploy", "--help"]).stdout
     assert "--backend [engine|swarm]" in deploy
     assert "-c, -f, --compose-file FILE" in deploy
