@@ -34,32 +34,14 @@ class Check:
         return {"Status": self.status, "Check": self.name, "Text": self.text, "Fix": self.fix}
 
 
-def _docker_host() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "explanation", None) or exc)
-    for marker in ("No such file or directory", "FileNotFoundError"):
-        if marker in text:
-            return "no such socket"
-    if "Connection refused" in text:
-        return "connection refused"
-    if "Permission denied" in text or "PermissionError" in text:
-        return "permission denied"
-    return text.strip() or type(exc).__name__
-
-
 def engine_checks(connect: Callable[[], Any] | None = None) -> Iterator[Check]:
     """The engine line and the swarm line (``connect`` gives a docker client, for tests)."""
-    host = _docker_host()
-    try:
-        if connect is None:
-            import docker
+    from composesecrets.backends.docker_api import LazyClient, engine_address
+    from composesecrets.errors import ComposeSecretsError
 
-            client = docker.from_env(timeout=10)
-        else:
-            client = connect()
+    host = engine_address()
+    try:
+        client = LazyClient().client if connect is None else connect()
         version = client.version()
         info = client.info()
     except ImportError:
@@ -71,12 +53,12 @@ def engine_checks(connect: Callable[[], Any] | None = None) -> Iterator[Check]:
         )
         yield Check(NOTE, "swarm", "not checked (no engine)")
         return
-    except Exception as exc:  # the SDK raises many kinds; all mean "not reachable"
-        reason = _reason(exc)
-        fix = "start it (sudo systemctl start docker, or dockerd) or point DOCKER_HOST at it"
-        if reason == "permission denied":
-            fix = "run as root or as a member of the docker group"
-        yield Check(FAIL, "engine", f"cannot reach the Docker Engine at {host}: {reason}", fix)
+    except ComposeSecretsError as exc:  # unreachable: the backends' words and hint
+        yield Check(FAIL, "engine", exc.message, exc.hint or "")
+        yield Check(NOTE, "swarm", "not checked (no engine)")
+        return
+    except Exception as exc:  # e.g. a fake or an engine answering version() with an error
+        yield Check(FAIL, "engine", f"the Docker Engine at {host} failed: {exc}")
         yield Check(NOTE, "swarm", "not checked (no engine)")
         return
     yield Check(
@@ -104,7 +86,7 @@ def engine_checks(connect: Callable[[], Any] | None = None) -> Iterator[Check]:
 
 def tmpfs_check(is_memory_backed: Callable[[Path], bool] | None = None) -> Check:
     """Where the engine backend would put secret files, checked without mounting anything."""
-    from composesecrets.backends import delivery
+    from composesecrets.backends.engine import tmpfs as delivery
 
     memory = is_memory_backed or delivery.is_memory_backed
     host = os.environ.get("DOCKER_HOST", "")

@@ -103,9 +103,10 @@ def stack_deploy(
     progress = Progress(quiet)
     try:
         outcome = stacks.deploy(stack, options, progress)
-    except InvalidComposeError:
+    except InvalidComposeError as exc:
         progress.close(ok=False)
-        typer.echo(render_text(options.diagnostics), err=True)
+        if exc.diagnostics:
+            typer.echo(render_text(exc.diagnostics), err=True)
         raise
     except BaseException:
         progress.close(ok=False)
@@ -207,7 +208,7 @@ def stack_ls(ctx: typer.Context, quiet: Quiet = False, fmt: FormatOption = "tabl
 
         found = stacks.stacks(lambda: open_store(ctx, create=False))
         out = [{"Name": s.name, "Services": s.services, "Backend": s.backend} for s in found]
-        return out, out
+        return out, [s.to_json() for s in found]
 
     headers = {"Name": "NAME", "Services": "SERVICES", "Backend": "BACKEND"}
     _listing(fmt, quiet, "stack ls", headers, rows, "Name", list(headers))
@@ -223,16 +224,7 @@ def stack_ps(
         from composesecrets import stacks
 
         found = stacks.containers(stack, lambda: open_store(ctx, create=False))
-        documents = [
-            {
-                "Name": c.name,
-                "Service": c.service,
-                "Image": c.image,
-                "State": c.state,
-                "Secrets": list(c.secrets),
-            }
-            for c in found
-        ]
+        documents = [c.to_json() for c in found]
         return [
             {
                 "ID": c.id[:12],
@@ -267,10 +259,7 @@ def stack_services(
         from composesecrets import stacks
 
         found = stacks.services(stack, lambda: open_store(ctx, create=False))
-        documents = [
-            {"Name": s.name, "Image": s.image, "Replicas": s.replicas, "Running": s.running}
-            for s in found
-        ]
+        documents = [s.to_json() for s in found]
         return [
             {"Name": s.name, "Replicas": f"{s.running}/{s.replicas}", "Image": s.image}
             for s in found

@@ -41,7 +41,7 @@ def test_unreachable_engine_fails_with_what_to_do(clean: Path) -> None:
     assert lines[0] == (
         "FAIL  engine    cannot reach the Docker Engine at unix:///nonexistent.sock: no such socket"
     )
-    assert "start it" in lines[1] and "DOCKER_HOST" in lines[1]
+    assert "start the Docker Engine" in lines[1] and "DOCKER_HOST" in lines[1]
     assert "note  swarm     not checked (no engine)" in lines
     assert any(line.startswith("note  store") and "no secret store at" in line for line in lines)
     assert "Traceback" not in result.output

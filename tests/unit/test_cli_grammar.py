@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from cli_helpers import Run, run_main
 from store_worker import FAST_KDF
+from unit.backends.fake_docker import FakeDocker
 
 from composesecrets.backends import BACKENDS
-from composesecrets.backends.fake import FakeBackend
+from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.cli.templates import parse_format, render
 from composesecrets.errors import UsageError
 from composesecrets.store import EnvKeyUnlock, PassphraseUnlock, Store, Usage
@@ -63,17 +65,25 @@ def two_secrets(home: Path) -> Path:
 
 
 @pytest.fixture
-def deployed(home: Path, monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
-    """Stack "shop" deployed through the CLI on the in-memory backend (as "engine")."""
-    fake = FakeBackend.reset()
-    monkeypatch.setitem(BACKENDS, "engine", FakeBackend.shared)
-    monkeypatch.setitem(BACKENDS, "fake", FakeBackend.shared)  # the name it records
+def engine(home: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    """The real engine backend on an in-memory Docker Engine (no swarm)."""
+    fake = FakeDocker()
+    monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(fake))
     monkeypatch.delitem(BACKENDS, "swarm")
+    root = home / "secret-root"
+    root.mkdir()
+    monkeypatch.setattr(tmpfs, "runtime_root", lambda: root)
     (home / "compose.yaml").write_text(COMPOSE)
     (home / "pw.txt").write_text("s3cret")
+    return fake
+
+
+@pytest.fixture
+def deployed(engine: FakeDocker) -> FakeDocker:
+    """Stack "shop" deployed through the CLI (with the `stack up` alias and `-f`)."""
     result = run(["stack", "up", "shop", "-f", "compose.yaml"])
     assert result.code == 0, result
-    return fake
+    return engine
 
 
 # ---------------------------------------------------------------- aliases, -h, bare groups
@@ -114,13 +124,13 @@ def test_secret_list_and_remove_aliases(two_secrets: Path) -> None:
     assert run(["secret", "ls", "-q"]).stdout.count("\n") == 1
 
 
-def test_stack_up_down_remove_aliases(deployed: FakeBackend) -> None:
-    assert "shop" in deployed.containers_by_stack
+def test_stack_up_down_remove_aliases(deployed: FakeDocker) -> None:
+    assert "shop_web_1" in deployed.container_names()
     assert run(["stack", "down", "shop"]).code == 0
-    assert "shop" not in deployed.containers_by_stack
+    assert deployed.container_names() == []
     assert run(["stack", "deploy", "shop", "-c", "compose.yaml"]).code == 0
     assert run(["stack", "remove", "shop", "-q"]).code == 0
-    assert "shop" not in deployed.containers_by_stack
+    assert deployed.container_names() == []
 
 
 def test_unknown_command_suggests_only_a_close_one() -> None:
@@ -247,10 +257,10 @@ def test_secret_inspect_format(two_secrets: Path) -> None:
     assert run(["secret", "inspect", "api", "--format", "table"]).code == 2
 
 
-def test_stack_lists_quiet_and_templates(deployed: FakeBackend) -> None:
+def test_stack_lists_quiet_and_templates(deployed: FakeDocker) -> None:
     assert run(["stack", "ls", "-q"]).stdout == "shop\n"
     assert run(["stack", "ls", "--format", "{{.Name}} {{.Services}} {{.Backend}}"]).stdout == (
-        "shop 2 fake\n"
+        "shop 2 engine\n"
     )
     ids = run(["stack", "ps", "shop", "-q"]).stdout.split()
     assert len(ids) == 3 and all(ids)
@@ -274,16 +284,16 @@ def test_stack_lists_quiet_and_templates(deployed: FakeBackend) -> None:
     assert bad.code == 2
     assert ".Name, .Replicas, .Image" in bad.stderr
     document = json.loads(run(["stack", "ls", "--format", "json"]).stdout)
-    assert document == [{"Name": "shop", "Services": 2, "Backend": "fake"}]
+    assert document == [{"Name": "shop", "Services": 2, "Backend": "engine"}]
 
 
-def test_progress_stays_off_stdout(deployed: FakeBackend) -> None:
+def test_progress_stays_off_stdout(deployed: FakeDocker) -> None:
     (Path("pw.txt")).write_text("changed")
     result = run(["stack", "deploy", "shop"])
     assert result.code == 0
     assert "replacing shop_web_1" in result.stderr
     assert "replacing" not in result.stdout
-    assert result.stdout.startswith("stack shop deployed on fake:")
+    assert result.stdout.startswith("stack shop deployed on engine:")
 
 
 # ---------------------------------------------------------------- no store
@@ -402,13 +412,12 @@ def test_validate_and_secret_ls_import_only_what_they_need(two_secrets: Path) ->
         assert heavy not in listing
 
 
-def test_deploy_unlocks_before_any_progress(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(BACKENDS, "engine", FakeBackend.reset)
+def test_deploy_unlocks_before_any_progress(
+    home: Path, engine: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("COMPOSESECRETS_KEY")
     with Store.open(home / "store", unlock=PassphraseUnlock("pw", kdf=FAST_KDF)) as store:
         store.create("other", b"x")
-    (home / "compose.yaml").write_text(COMPOSE)
-    (home / "pw.txt").write_text("s3cret")
     result = run(["stack", "deploy", "shop"])  # no terminal, no passphrase: refused
     assert result.code == 3, result
     assert "passphrase" in result.stderr
