@@ -67,6 +67,7 @@ def validate(
     files: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[FILE]...",
             help="Files to validate one by one, each with its compose override beside it "
             "(e.g. from a pre-commit hook); -c merges instead.",
             show_default=False,
@@ -76,7 +77,11 @@ def validate(
     compat: Compat = False,
     fmt: Annotated[
         ValidateFormat,
-        typer.Option("--format", help="Output: text, json, github annotations or sarif."),
+        typer.Option(
+            "--format",
+            metavar="[text|json|github|sarif]",
+            help="Output: text, json, github annotations or sarif.",
+        ),
     ] = ValidateFormat.text,
     env_file: EnvFile = None,
     stack: StackName = None,
@@ -196,7 +201,7 @@ def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat, cwd: P
 def config(
     compose_file: ComposeFiles = None,
     fmt: Annotated[
-        ConfigFormat, typer.Option("--format", help="Output: yaml or json.")
+        ConfigFormat, typer.Option("--format", metavar="[yaml|json]", help="Output: yaml or json.")
     ] = ConfigFormat.yaml,
     compat: Compat = False,
     env_file: EnvFile = None,
@@ -238,3 +243,42 @@ def _yaml(data: Any) -> str:
     return yaml.dump(
         data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
     )
+
+
+def _complete_version(incomplete: str) -> list[str]:
+    from composesecrets.compose.schema import SUPPORTED_VERSIONS
+
+    return [v for v in SUPPORTED_VERSIONS if v.startswith(incomplete)]
+
+
+@app.command()
+def schema(
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            metavar="3.x",
+            help="Compose file format version (default: the latest 3.x, used for files "
+            "without a version).",
+            show_default=False,
+            autocompletion=_complete_version,
+        ),
+    ] = None,
+    path: Annotated[
+        bool, typer.Option("--path", help="Print the schema file's path instead of its content.")
+    ] = False,
+) -> None:
+    """Print the JSON schema that validates compose files (for an editor's YAML server)."""
+    from composesecrets.compose.schema import SUPPORTED_VERSIONS, normalise_version, schema_path
+
+    chosen = normalise_version(version or "")
+    if chosen is None:
+        raise UsageError(
+            f"no compose schema for version {version!r}",
+            hint=f"versions: {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    file = schema_path(chosen)
+    if path:
+        typer.echo(str(file))
+    else:
+        typer.echo(file.read_text(encoding="utf-8"), nl=False)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-
-from composesecrets.compose import fastschema
+from composesecrets.compose import fastschema, formats
 from composesecrets.compose.diagnostics import Diagnostic, format_path, make
-from composesecrets.compose.formats import FORMAT_CHECKER
 from composesecrets.compose.yamlload import LocDict
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+
+# jsonschema is imported when a file fails the fast check (it words every error message):
+# valid files are checked without paying for its import
 
 SUPPORTED_VERSIONS = tuple(f"3.{minor}" for minor in range(14))
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
@@ -45,14 +48,16 @@ def _schema(version: str) -> dict[str, Any]:
 
 @cache
 def validator(version: str) -> jsonschema.Draft4Validator:
-    return jsonschema.Draft4Validator(_schema(version), format_checker=FORMAT_CHECKER)
+    import jsonschema
+
+    return jsonschema.Draft4Validator(_schema(version), format_checker=formats.FORMAT_CHECKER)
 
 
 @cache
 def fast_check(version: str) -> fastschema.Check | None:
     """The compiled yes/no check for ``version`` (None if the schema is outside its subset)."""
     try:
-        return fastschema.compile_schema(_schema(version), FORMAT_CHECKER)
+        return fastschema.compile_schema(_schema(version), formats.FAST_FORMATS)
     except fastschema.Unsupported:
         return None
 
@@ -209,6 +214,8 @@ def validate(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
     fast = fast_check(version)
     if fast is not None and fast(config):
         return []
+    from jsonschema.exceptions import best_match
+
     diagnostics: list[Diagnostic] = []
     for error in validator(version).iter_errors(config):
         best = best_match([error])

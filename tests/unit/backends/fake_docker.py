@@ -514,4 +514,3 @@ class FakeDocker:
 
     def secret_names(self) -> list[str]:
         return sorted(s["Spec"]["Name"] for s in self.secret_store.values())
-
