@@ -123,10 +123,20 @@ class Stack:
                     for name, svc in value.items()
                 }
             elif key == "secrets":
-                out["secrets"] = {k: d.to_dict() for k, d in self.secrets.items()}
+                out["secrets"] = {
+                    k: {**d.to_dict(), **_extensions(value.get(k))}
+                    for k, d in self.secrets.items()
+                }
             else:
                 out[key] = plain(value)
         return out
+
+
+def _extensions(raw: Any) -> dict[str, Any]:
+    """The ``x-*`` keys of a definition, which Docker keeps in its printed config."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: plain(v) for k, v in raw.items() if isinstance(k, str) and k.startswith("x-")}
 
 
 def _service_config(raw: Any, service: Service | None) -> Any:

@@ -65,7 +65,10 @@ def load(tmp_path: Path) -> Load:
         (directory / "compose.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
         (directory / "pw.txt").write_bytes(b"CANARY-file")
         project = load_project(["compose.yml"], environ={}, cwd=directory, stack_name=stack)
-        assert project.stack is not None and not project.errors, project.errors
+        # the loader refuses an undefined dependency too; tolerated so that the backends'
+        # own handling stays tested
+        errors = [d for d in project.errors if d.rule != "undefined-dependency"]
+        assert project.stack is not None and not errors, errors
         return DeployRequest(stack, read_env_files(project.stack), delivery)
 
     return load
