@@ -176,9 +176,7 @@ def test_invalid_compose_changes_nothing(project: Path, fake: FakeDocker) -> Non
     assert not (project / "store").exists()
 
 
-def test_unknown_image_is_refused_before_the_store_changes(
-    project: Path, fake: FakeDocker
-) -> None:
+def test_unknown_image_is_refused_before_the_store_changes(project: Path, fake: FakeDocker) -> None:
     with_external(project)
     fake.image_names = {"other:1"}
     with pytest.raises(BackendError, match="busybox:test"):

@@ -121,7 +121,6 @@ NOT_APPLIED: dict[str, str] = {
     "links": "use the service name on a shared network instead",
     "external_links": "use a shared external network instead",
     "network_mode": "tasks join the stack's networks",
-    "configs": "Swarm configs are not supported yet",
     "privileged": "Swarm services cannot be privileged",
     "devices": "Swarm services cannot map devices",
     "cgroup_parent": "not a Swarm service setting",
