@@ -181,8 +181,8 @@ def test_swarm_configs_are_swarm_configs_rotated_by_version(
     container_spec = service["Spec"]["TaskTemplate"]["ContainerSpec"]
     refs = {r["File"]["Name"]: r for r in container_spec["Configs"]}
     assert set(refs) == {"/site", "/etc/nginx/conf.d/site.conf", "/app.ini"}
-    assert refs["/etc/nginx/conf.d/site.conf"]["File"] == {
-        "Name": "/etc/nginx/conf.d/site.conf", "UID": "101", "GID": "102", "Mode": 0o440}  # fmt: skip
+    site = "/etc/nginx/conf.d/site.conf"
+    assert refs[site]["File"] == {"Name": site, "UID": "101", "GID": "102", "Mode": 0o440}
     assert [r["File"]["Name"] for r in container_spec["Secrets"]] == ["/run/secrets/pw"]
     names = swarm.config_names()
     assert len(names) == 3 and all(n.startswith(("shop_site_", "shop_app_")) for n in names)
