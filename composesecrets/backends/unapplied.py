@@ -58,6 +58,7 @@ HARMLESS: dict[str, frozenset[str]] = {
 }
 
 _INDEX = re.compile(r"\[\d+\]")
+_TOP = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def base_key(key: str) -> str:
@@ -80,12 +81,24 @@ class Unapplied(str):
     key: str
     service: str | None
     changes_run: bool
+    path: tuple[str, ...]  # where it is in the compose file (for validate's FILE:LINE:COL)
 
-    def __new__(cls, text: str, *, backend: str, key: str, service: str | None = None) -> Unapplied:
+    def __new__(
+        cls,
+        text: str,
+        *,
+        backend: str,
+        key: str,
+        service: str | None = None,
+        path: tuple[str, ...] = (),
+    ) -> Unapplied:
         self = super().__new__(cls, text)
         self.key = key
         self.service = service
         self.changes_run = not is_harmless(backend, key)
+        top = _TOP.match(key)
+        where = ("services", service) if service else ()
+        self.path = path or where + ((top.group(0),) if top else ())
         return self
 
     @property

@@ -57,6 +57,7 @@ def networks(raw: Any, stack_name: str) -> dict[str, EngineNetwork]:
                     'a "bridge" network instead',
                     backend="engine",
                     key="networks.driver",
+                    path=("networks", key, "driver"),
                 )
             )
             driver = "bridge"
@@ -66,6 +67,7 @@ def networks(raw: Any, stack_name: str) -> dict[str, EngineNetwork]:
                     f'network "{key}": ipam is not applied by the engine backend',
                     backend="engine",
                     key="networks.ipam",
+                    path=("networks", key, "ipam"),
                 )
             )
         out[key] = EngineNetwork(
@@ -93,6 +95,7 @@ def volumes(raw: Any, stack_name: str) -> dict[str, EngineVolume]:
                     "(Swarm cluster volumes only)",
                     backend="engine",
                     key="volumes.x-cluster-spec",
+                    path=("volumes", key, "x-cluster-spec"),
                 )
             )
         out[key] = EngineVolume(

@@ -30,6 +30,7 @@ def networks(raw: Any, stack_name: str) -> dict[str, SwarmNetwork]:
                     f'network "{key}": ipam is not applied by the swarm backend',
                     backend="swarm",
                     key="networks.ipam",
+                    path=("networks", key, "ipam"),
                 )
             )
         out[key] = SwarmNetwork(
