@@ -109,7 +109,7 @@ def test_harmless_key_warns_but_deploys(tmp_path: Path, engine: FakeDocker) -> N
 
 def test_swarm_refuses_devices_and_privileged(tmp_path: Path, swarm: FakeDocker) -> None:
     write(tmp_path, "    devices: ['/dev/fuse:/dev/fuse']\n    privileged: true\n")
-    with pytest.raises(UnappliedKeysError, match="devices.*privileged"):
+    with pytest.raises(UnappliedKeysError, match=r"devices.*privileged"):
         events_of(tmp_path, backend="swarm")
     assert swarm.service_names() == []
 
