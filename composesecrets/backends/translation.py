@@ -191,6 +191,19 @@ class ServiceTranslator(Generic[NetworkT, VolumeT]):
                 continue
             handler(value)
 
+    def _handlers(self) -> Mapping[str, Callable[[Any], None]]:
+        """The subclass's key handlers (compose key -> handler)."""
+        raise NotImplementedError
+
+    # keys every translation reads itself, outside the handlers
+    OWN_KEYS: ClassVar[frozenset[str]] = frozenset(
+        ("image", "environment", "env_file", "secrets", "configs")
+    )
+
+    def handled_keys(self) -> frozenset[str]:
+        """The service keys this backend applies (``README``'s supported keys table)."""
+        return frozenset(self._handlers()) | self.OWN_KEYS
+
     def _check_configs(self) -> None:
         """``configs`` are delivered by the backend like secrets; each must be defined."""
         service = self.stack.services.get(self.name)

@@ -48,6 +48,8 @@ HARMLESS: dict[str, frozenset[str]] = {
     "swarm": frozenset(
         (
             "container_name",
+            "credential_spec",
+            "isolation",
             "depends_on",
             "expose",
             "restart",
