@@ -88,10 +88,12 @@ class DeployOptions:
     warn: Callable[[str], None] = _ignore  # told each warning before anything changes
 
 
-def _open_store(options: DeployOptions) -> Store:
+def _open_store(options: DeployOptions, *, create: bool = True) -> Store:
+    """The store (``create=False``: a missing store is :class:`NotFoundError`; callers that
+    pass ``store_opener`` decide themselves)."""
     if options.store_opener is not None:
         return options.store_opener()
-    return Store.open(options.store_dir)
+    return Store.open(options.store_dir, create=create)
 
 
 def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeployment:
@@ -163,7 +165,7 @@ def dry_run(stack: str, options: DeployOptions) -> DryRun:
     loaded, plan, backend, warnings = _prepare(stack, options)
     definitions = stackfiles.used(loaded)
     try:
-        store: Store | None = _open_store(options)
+        store: Store | None = _open_store(options, create=False)
     except NotFoundError:
         store = None  # no store yet: every file would be imported as version 1
     with contextlib.ExitStack() as cleanup:

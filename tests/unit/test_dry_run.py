@@ -132,3 +132,19 @@ def test_cli_dry_run_invalid_input_exits_1(cli_env: Path, engine: FakeDocker) ->
     result = run_main(["stack", "deploy", "shop", "-c", "compose.yaml", "--dry-run"])
     assert result.code == 1 and "--allow-unapplied" in result.output
     assert engine.container_names() == []
+
+
+def test_dry_run_without_a_store_creates_none(
+    project: Path, engine: FakeDocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPOSESECRETS_KEY", KEY)
+    opts = options(project)
+    opts.store_opener = None
+    opts.store_dir = tmp_path / "no-store-here"
+    (project / "compose.yaml").write_text(COMPOSE.replace("  app:\n    external: true\n", "")
+                                          .replace("      - source: app\n        target: app.ini\n",
+                                                   ""))  # fmt: skip
+    preview = stacks.dry_run("shop", opts)
+    assert preview.result.created == ("shop_web_1",)
+    assert all(p.new and p.version == 1 for p in preview.files)
+    assert not opts.store_dir.exists()
