@@ -80,14 +80,30 @@ def stack_deploy(
         ),
     ] = DeliveryMode.tmpfs,
     quiet: NoProgress = False,
+    allow_unapplied: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unapplied",
+            help="Deploy even when the backend does not apply a compose key that changes what "
+            "runs (build, devices on Swarm, ...); the warnings name each one.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Change nothing: print what would be created, recreated, left unchanged and "
+            "removed, and the secret and config versions each service would get.",
+        ),
+    ] = False,
 ) -> None:
-    """Validate, import the secrets into the store, and run the stack on the engine."""
+    """Validate, import the secrets and configs into the store, and run the stack."""
     from composesecrets import stacks
     from composesecrets.compose.diagnostics import render_text
     from composesecrets.compose.project import check_stack_name
 
     check_stack_name(stack)
-    if delivery is DeliveryMode.copy:
+    if delivery is DeliveryMode.copy and not dry_run:
         typer.echo(
             "warning: --secret-delivery copy puts plaintext secret files into each container's "
             "writable layer on the engine's host (until the container is removed)",
@@ -98,8 +114,19 @@ def stack_deploy(
         env_file=env_file,
         backend=backend.value,
         delivery=delivery.value,
-        store_opener=lambda: _unlocked(open_store(ctx)),
+        store_opener=lambda: _unlocked(open_store(ctx, create=not dry_run)),
+        allow_unapplied=allow_unapplied,
+        warn=lambda text: typer.echo(text, err=True),  # before anything changes
     )
+    if dry_run:
+        try:
+            preview = stacks.dry_run(stack, options)
+        except InvalidComposeError as exc:
+            if exc.diagnostics:
+                typer.echo(render_text(exc.diagnostics), err=True)
+            raise
+        _print_dry_run(preview)
+        return
     progress = Progress(quiet)
     try:
         outcome = stacks.deploy(stack, options, progress)
@@ -112,11 +139,26 @@ def stack_deploy(
         progress.close(ok=False)
         raise
     progress.close()
-    for warning in outcome.warnings:
-        typer.echo(warning, err=True)
     if not quiet:
         summary = stacks.describe(outcome.result)
         typer.echo(f"stack {stack} deployed on {outcome.backend}: {summary}")
+
+
+def _print_dry_run(preview: Any) -> None:
+    """``--dry-run``: one line per object and what would happen to it, then the files."""
+    from composesecrets import stacks
+
+    result = preview.result
+    for label in ("created", "recreated", "unchanged", "removed"):
+        for name in getattr(result, label):
+            typer.echo(f"{label:<10} {name}")
+    for name in result.networks_created:
+        typer.echo(f"{'created':<10} network {name}")
+    for item in preview.files:
+        typer.echo(f"{'files':<10} {item.service}: {item.text()}")
+    summary = stacks.describe(result)
+    typer.echo(f"dry run: stack {preview.stack} on {preview.backend} would be: {summary}; "
+               "nothing was changed")  # fmt: skip
 
 
 @stack_app.command("rm")

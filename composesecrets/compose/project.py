@@ -250,7 +250,29 @@ def _load_project(
     if not compat:
         ctx = checks.CheckContext(stack, merged, texts, options)
         project.diagnostics.extend(checks.run(ctx))
+        if options.backend is not None and not project.errors:
+            project.diagnostics.extend(_backend_checks(merged, stack, options.backend))
     return _finish(project)
+
+
+def _backend_checks(root: LocDict, stack: model.Stack, backend: str) -> list[Diagnostic]:
+    """``validate --backend``: what ``stack deploy`` would refuse or not apply on it (the
+    backend's own translation, without Docker: one source of truth)."""
+    from composesecrets.backends.unapplied import unapplied_keys
+    from composesecrets.errors import InvalidComposeError
+
+    try:
+        found = unapplied_keys(stack, backend)
+    except InvalidComposeError as exc:
+        return [make(root, (), "error", "backend-refuses", f"{backend} backend: {exc.message}")]
+    out = []
+    for item in found:
+        severity: Severity = "error" if item.changes_run else "warning"
+        text = str(item)
+        if item.changes_run:
+            text += "; stack deploy refuses it unless --allow-unapplied"
+        out.append(make(root, item.path, severity, "unapplied-key", text, key=True))
+    return out
 
 
 def _finish(project: Project) -> Project:

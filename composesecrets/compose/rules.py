@@ -46,6 +46,8 @@ STRICT_RULES: Mapping[str, str] = {
     "plaintext-credential": "a literal credential in environment:",
     "same-source-settings": "one secret mounted twice with different uid/gid/mode",
     "unset-variable": "an unset variable without default became an empty string",
+    "unapplied-key": "a key the --backend does not apply (an error when it changes what runs)",
+    "backend-refuses": "the --backend cannot run the file (e.g. no image: it builds none)",
 }
 
 CONFIG_FILE = ".composesecrets.toml"

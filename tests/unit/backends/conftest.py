@@ -72,7 +72,10 @@ def load(tmp_path: Path) -> Load:
         project = load_project(
             ["compose.yml"], environ={}, cwd=directory, stack_name=stack, backend=backend
         )
-        assert project.stack is not None and not project.errors, project.errors
+        # the loader refuses an undefined dependency too; tolerated so that the backends'
+        # own handling stays tested
+        errors = [d for d in project.errors if d.rule != "undefined-dependency"]
+        assert project.stack is not None and not errors, errors
         return DeployRequest(stack, read_env_files(project.stack), delivery)
 
     return load
