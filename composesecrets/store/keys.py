@@ -83,8 +83,9 @@ def _stderr_notice(message: str) -> None:
 @dataclass(frozen=True)
 class KeyFileUnlock:
     """Unlock with a key file (the default). ``path`` defaults to ``COMPOSESECRETS_KEY_FILE``,
-    then the path recorded in the store, then ``~/.config/composesecrets/master.key``. A missing
-    file is created (0600) when a store is initialised, and ``notice`` gets one line about it."""
+    then the path recorded in the store (and pinned), then
+    ``~/.config/composesecrets/<store id>.key``. A missing file is created (0600) when a store
+    is initialised, and ``notice`` gets one line about it."""
 
     path: Path | None = None
     notice: NoticeCallback | None = None
