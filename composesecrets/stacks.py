@@ -129,6 +129,7 @@ def _prepare(stack: str, options: DeployOptions) -> tuple[model.Stack, Plan, Bac
         stack_name=stack,
         compat=False,
         backend="swarm" if options.backend == "swarm" else "engine",
+        backend_checks=False,  # the plan below reports unapplied keys itself, first
     )
     if project.errors or project.stack is None:
         raise InvalidComposeError(

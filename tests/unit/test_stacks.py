@@ -261,11 +261,12 @@ def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeDo
         assert all("CANARY" not in e.detail + e.target for e in store.audit())
 
 
-def test_swarm_deploy_refuses_depends_on_an_undefined_service_as_validate_does(
+def test_swarm_deploy_ignores_depends_on_an_undefined_service(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """validate reports undefined-dependency as an error (docker stack config does too), so a
-    deploy on either backend refuses it before anything changes."""
+    """Swarm ignores depends_on, and ``validate --backend swarm`` only warns about it: the
+    engine translation (which refuses an undefined service there) must not run for a swarm
+    deploy, and the deploy goes on with the warning (issue 13, point 1)."""
     from composesecrets.backends.swarm.backend import SwarmBackend
 
     swarm = FakeDocker(swarm=True)
@@ -275,10 +276,11 @@ def test_swarm_deploy_refuses_depends_on_an_undefined_service_as_validate_does(
     (project / "compose.yaml").write_text(text)
     opts = options(project)
     opts.backend = "swarm"
-    with pytest.raises(InvalidComposeError) as caught:
-        stacks.deploy("shop", opts, progress)
-    assert any(d.rule == "undefined-dependency" for d in caught.value.diagnostics)
-    assert swarm.service_names() == []
+    outcome = stacks.deploy("shop", opts, progress)
+    assert outcome.result.created == ("web", "worker")
+    assert swarm.service_names() == ["shop_web", "shop_worker"]
+    assert any("depends_on is not applied by the swarm backend" in w for w in outcome.warnings)
+    assert any("nope" in w for w in outcome.warnings)  # undefined-dependency, as a warning
 
 
 def _victim(project: Path) -> tuple[str, str]:
