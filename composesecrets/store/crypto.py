@@ -162,3 +162,27 @@ def value_digest(key: bytes, value: bytes) -> bytes:
 
 def digest_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+def mac_key(root_key: bytes, store_id: str) -> bytes:
+    """The HMAC key that authenticates metadata (secret rows, key slot, counter, audit chain),
+    derived from (never equal to) the root key, and distinct from the digest key."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=_aad(b"mac", store_id)
+    ).derive(root_key)
+
+
+def mac(key: bytes, purpose: str, *parts: str | bytes | int | None) -> bytes:
+    """HMAC-SHA256 over length-prefixed ``parts`` (so no two part lists collide)."""
+    h = hmac.new(key, _PREFIX + b"\x00" + purpose.encode("ascii"), hashlib.sha256)
+    for part in parts:
+        if part is None:
+            data = b"\xff"
+        elif isinstance(part, bytes):
+            data = b"b" + part
+        elif isinstance(part, int):
+            data = b"i" + str(part).encode("ascii")
+        else:
+            data = b"s" + part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(4, "big") + data)
+    return h.digest()

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from ..errors import InternalError, StoreLockedError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: secrets.mac and audit.mac (metadata MACs, audit chain)
 BUSY_TIMEOUT_MS = 5000
 RETRY_SECONDS = 120.0
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS secrets (
     labels      TEXT NOT NULL,
     current     INTEGER NOT NULL,
     created_ns  INTEGER NOT NULL,
-    updated_ns  INTEGER NOT NULL
+    updated_ns  INTEGER NOT NULL,
+    mac         BLOB
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS versions (
@@ -77,11 +78,21 @@ CREATE TABLE IF NOT EXISTS audit (
     who    TEXT NOT NULL,
     action TEXT NOT NULL,
     target TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    mac    BLOB
 );
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit WHEN OLD.mac IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+# Version 1 -> 2: metadata MACs. The MACs themselves are computed on the first unlocked use.
+_UPGRADE_2 = """
+ALTER TABLE secrets ADD COLUMN mac BLOB;
+ALTER TABLE audit ADD COLUMN mac BLOB;
+DROP TRIGGER IF EXISTS audit_no_update;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit WHEN OLD.mac IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
@@ -190,6 +201,9 @@ def migrate(conn: sqlite3.Connection) -> None:
         current = int(c.execute("PRAGMA user_version").fetchone()[0])
         if current >= SCHEMA_VERSION:
             return
+        if current == 1:
+            for statement in _split(_UPGRADE_2):
+                c.execute(statement)
         for statement in _split(_SCHEMA):
             c.execute(statement)
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
