@@ -108,19 +108,25 @@ class Guard:
         return self.keyring.with_keys(op)
 
     def read(self, fn: Callable[[sqlite3.Connection, Keys], T]) -> T:
-        """Run ``fn`` in a read transaction on an authenticated state."""
+        """Run ``fn`` in a read transaction on an authenticated state (a store that was never
+        sealed, new or upgraded from schema 1, is sealed first)."""
 
-        def op(k: Keys) -> T:
+        def op(k: Keys) -> tuple[bool, T | None]:
             floor, key = self.floor(), self.mac_key(k)
 
-            def txn(c: sqlite3.Connection) -> T:
+            def txn(c: sqlite3.Connection) -> tuple[bool, T | None]:
                 check_current(c, k)
-                sealing.check_state(c, key, self.store_id, floor)
-                return fn(c, k)
+                if sealing.check_state(c, key, self.store_id, floor) == 0:
+                    return False, None
+                return True, fn(c, k)
 
             return dbm.read(self._connect(), txn)
 
-        return self.keyring.with_keys(op)
+        done, result = self.keyring.with_keys(op)
+        if not done:
+            self.write(lambda _c, _k: None)
+            done, result = self.keyring.with_keys(op)
+        return result  # type: ignore[return-value]
 
     def note(self, action: str, target: str, detail: str = "") -> None:
         """Append an audit entry after a read; a store that cannot be written is reported
