@@ -15,11 +15,19 @@ from typing import NoReturn
 
 import typer
 
-from composesecrets.cli import compose_cmds, secret_cmds, stack_cmds, store_cmds
+from composesecrets.cli import compose_cmds, restore_cmds, secret_cmds, stack_cmds, store_cmds
 from composesecrets.cli.app import app
 from composesecrets.errors import ComposeSecretsError, InternalError
 
-__all__ = ["app", "compose_cmds", "main", "secret_cmds", "stack_cmds", "store_cmds"]
+__all__ = [
+    "app",
+    "compose_cmds",
+    "main",
+    "restore_cmds",
+    "secret_cmds",
+    "stack_cmds",
+    "store_cmds",
+]
 
 
 def _fail(exc: ComposeSecretsError) -> NoReturn:

@@ -46,12 +46,10 @@ def store_verify(ctx: typer.Context) -> None:
     with open_store(ctx, create=False) as store:
         report = store.verify()
     for failure in report.failures:
-        typer.echo(
-            f"FAILED {failure.name} version {failure.version} ({failure.secret_id}): "
-            f"{failure.reason}"
-        )
+        typer.echo(f"FAILED {failure.describe()}")
     if not report.ok:
-        typer.echo(f"{len(report.failures)} of {report.checked} versions failed", err=True)
+        problems = len(report.failures)
+        typer.echo(f"{problems} problem(s); {report.checked} versions checked", err=True)
         raise typer.Exit(IntegrityError.exit_code)
     typer.echo(f"ok: {report.checked} versions verified")
 
@@ -123,8 +121,17 @@ def store_audit(
     ctx: typer.Context,
     fmt: TableOrJson = ListFormat.table,
     limit: Annotated[int | None, typer.Option("--limit", help="Newest N entries.")] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Check the audit chain instead (exit 4 if broken)."),
+    ] = False,
 ) -> None:
     """Print the append-only audit log: who did what, when (never a value)."""
+    if verify:
+        from composesecrets.cli.restore_cmds import verify_audit
+
+        verify_audit(ctx)
+        return
     with open_store(ctx, create=False) as store:
         entries = store.audit(limit=limit)
     if fmt is ListFormat.json:

@@ -202,17 +202,26 @@ def verify(guard: Guard, key_exists: bool) -> VerifyReport:
     for row in secrets:
         reason = sealing.row_failure(row, key, guard.store_id)
         if reason is not None:
-            failures.append(VerifyFailure(row["id"], str(row["name"]), 0, reason))
+            failures.append(
+                VerifyFailure(row["id"], str(row["name"]), _int(row["current"]), reason, "secret")
+            )
     failures.extend(_check_versions(rows, k, guard.store_id))
     failures.extend(
         VerifyFailure(r["id"], r["name"], int(r["current"]), "the current version is missing")
         for r in missing
     )
-    failures.extend(VerifyFailure("audit", "audit log", seq, why) for seq, why in audit_bad)
+    failures.extend(VerifyFailure("", "audit log", seq, why, "audit") for seq, why in audit_bad)
     report = VerifyReport(len(rows), tuple(failures))
     detail = f"checked={report.checked} failed={len(report.failures)}"
     guard.note("verify", guard.store_id, detail)
     return report
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return 0
 
 
 def _check_versions(rows: list[sqlite3.Row], k: Keys, store_id: str) -> list[VerifyFailure]:

@@ -283,6 +283,29 @@ class SecretTable:
             self._guard.note("read", f"{info.name}@{number}", reason)
         return value
 
+    def matches(self, name: str, value: bytes, version: int | None) -> tuple[bool, int]:
+        """Whether ``value`` equals the stored version (current by default), compared by keyed
+        digest; returns (equal, version). Audited as ``compare`` (one bit about the value)."""
+        base, wanted = split_ref(name, version)
+        store_id = self._guard.store_id
+
+        def read(c: sqlite3.Connection, k: Keys) -> tuple[bool, SecretInfo, int]:
+            info = checked_by_name(c, base, self._guard.mac_key(k), store_id).info()
+            number = wanted if wanted is not None else info.version
+            row = c.execute(
+                "SELECT digest FROM versions WHERE secret_id = ? AND version = ?",
+                (info.id, number),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"secret {info.name!r} has no stored version {number}")
+            mine = crypto.value_digest(k.digest_key, value)
+            stored = row["digest"]
+            return isinstance(stored, bytes) and crypto.digest_equal(mine, stored), info, number
+
+        equal, info, number = self._guard.read(read)
+        self._guard.note("compare", f"{info.name}@{number}", "same" if equal else "different")
+        return equal, number
+
     def list_secrets(self, filters: SecretFilter | Iterable[str] | None) -> list[SecretInfo]:
         if filters is not None and not isinstance(filters, SecretFilter):
             filters = SecretFilter.parse(filters)

@@ -238,6 +238,12 @@ class Store:
         """
         return self._secrets.get(name, version, audited=audit, reason=reason)
 
+    def matches(self, name: str, value: bytes, version: int | None = None) -> tuple[bool, int]:
+        """Whether ``value`` equals the stored value of ``name`` (current version, or
+        ``version``), compared by keyed digest without decrypting; returns (equal, version).
+        Recorded in the audit log as ``compare``."""
+        return self._secrets.matches(name, value, version)
+
     def note(self, action: str, target: str, detail: str = "") -> None:
         """Append one audit entry (e.g. a deploy's reads, done with ``get(audit=False)``, in
         one record instead of one write per value). Never pass a value here."""

@@ -210,8 +210,14 @@ def test_bit_flip_in_a_crashed_wal_is_detected(layout: tuple[Path, Path]) -> Non
     with open_keyfile_store(*layout) as s:
         s.create("first", b"v")
     proc = subprocess.run(
-        [sys.executable, "-c", _KILLED_WRITER, str(layout[0]), str(layout[1]),
-         str(Path(__file__).parent)],
+        [
+            sys.executable,
+            "-c",
+            _KILLED_WRITER,
+            str(layout[0]),
+            str(layout[1]),
+            str(Path(__file__).parent),
+        ],
         capture_output=True,
         check=False,
     )
@@ -221,9 +227,8 @@ def test_bit_flip_in_a_crashed_wal_is_detected(layout: tuple[Path, Path]) -> Non
     assert len(data) > 40000, "the crash left no WAL to damage"
     data[len(data) // 3] ^= 0x01  # one bit, a third of the way into the committed frames
     wal.write_bytes(bytes(data))
-    with pytest.raises(RollbackError):
-        with open_keyfile_store(*layout, create=False) as s:
-            s.get("w19")
+    with pytest.raises(RollbackError), open_keyfile_store(*layout, create=False) as s:
+        s.get("w19")
 
 
 def test_schema_1_store_is_upgraded_on_first_unlocked_use(layout: tuple[Path, Path]) -> None:
