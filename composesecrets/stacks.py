@@ -10,6 +10,7 @@ secret versions in use) is recorded in the store so that ``secret rm`` refuses s
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hmac
 import os
@@ -118,8 +119,14 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
 def stack_lock(store: Store, stack: str) -> Iterator[None]:
     """One deploy or removal of a stack at a time (an flock on a file in the store dir)."""
     directory = store.directory / "locks"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        yield  # a read-only store: nothing can change it concurrently, deploy reads only
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -102,10 +102,21 @@ class Guard:
                 return result, sealing.seal(c, key, self.store_id, counter)
 
             result, counter = dbm.write(self._connect(), txn)
-            self.highwater.raise_to(self.store_id, counter)
+            self.record(counter)
             return result
 
         return self.keyring.with_keys(op)
+
+    def record(self, counter: int) -> None:
+        """Raise the high-water mark after a commit; a failure is reported, not fatal (the
+        commit happened; the mark then lags, which weakens, never breaks, the check)."""
+        try:
+            self.highwater.raise_to(self.store_id, counter)
+        except OSError as exc:
+            self.notice(
+                f"warning: could not record the store's high-water mark in"
+                f" {self.highwater.path}: {exc.strerror}"
+            )
 
     def read(self, fn: Callable[[sqlite3.Connection, Keys], T]) -> T:
         """Run ``fn`` in a read transaction on an authenticated state (a store that was never

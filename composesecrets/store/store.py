@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NotFoundError, StoreReadOnlyError
 from . import audit, integrity, keys, paths, sealing, secretrows, usage
 from . import db as dbm
 from .filters import SecretFilter
@@ -292,9 +292,14 @@ class Store:
     def record_usage(self, stack: str, backend: str, usages: Sequence[Usage]) -> list[UsageRecord]:
         """Replace what ``stack`` uses with ``usages`` (exact secret names; versions default
         to the current one)."""
-        return self._guard.write(
-            lambda c, _k: usage.record(c, self._retention, stack, backend, usages)
-        )
+        try:
+            return self._guard.write(
+                lambda c, _k: usage.record(c, self._retention, stack, backend, usages)
+            )
+        except StoreReadOnlyError as exc:
+            # Nothing can remove a secret from a read-only store either: deploy goes on.
+            self._guard.notice(f"warning: usage of stack {stack} not recorded: {exc.message}")
+            return []
 
     def usages(self, secret: str | None = None, stack: str | None = None) -> list[UsageRecord]:
         """Usage records, optionally for one secret (exact name) and/or one stack."""
@@ -374,8 +379,7 @@ class Store:
     def _sealed_key_change(self, change: Callable[[], KeyChange]) -> KeyChange:
         self._guard.read(lambda _c, _k: None)  # the state authenticates before it changes
         result = change()
-        counter = dbm.retrying(self._connection(), sealing.raw_counter)
-        self._guard.highwater.raise_to(self._store_id, counter)
+        self._guard.record(dbm.retrying(self._connection(), sealing.raw_counter))
         return result
 
     def rotate_key(self, new_unlock: Unlock | None = None) -> KeyChange:
