@@ -108,11 +108,13 @@ def test_damaged_database_is_its_own_error(tmp_path: Path, damage: str) -> None:
         os.truncate(db, db.stat().st_size // 2)
     else:
         db.write_bytes(os.urandom(db.stat().st_size))
-    with pytest.raises(StoreCorruptError) as err:
-        with open_keyfile_store(store_dir, key, create=False) as s:
-            s.verify()
-            for info in s.list_secrets():
-                s.get(info.name)
+    with (
+        pytest.raises(StoreCorruptError) as err,
+        open_keyfile_store(store_dir, key, create=False) as s,
+    ):
+        s.verify()
+        for info in s.list_secrets():
+            s.get(info.name)
     assert err.value.exit_code == 12
 
 
