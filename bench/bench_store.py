@@ -6,7 +6,8 @@ Measures, in throw-away temporary stores:
 * ``import_many`` of 1,000 secrets of 1 KiB in one call (goal: < 1 s);
 * 100 single ``create`` calls of 1 KiB (for reference: one commit each);
 * ``list_secrets`` on a store of 10,000 secrets, cold: a fresh Python process that imports
-  the store, opens it and lists it (goal: < 400 ms), and warm, in this process.
+  the store, opens it and lists it (goal: < 400 ms), and warm, in this process;
+* ``verify`` of those 10,000 versions (every MAC, ciphertext and digest; goal: < 1 s).
 
 Prints the results; asserts nothing. Usage: ``python bench/bench_store.py``
 """
@@ -25,6 +26,7 @@ from composesecrets.store import KeyFileUnlock, Store
 KIB = 1024
 IMPORT_GOAL_S = 1.0
 LIST_GOAL_S = 0.4
+VERIFY_GOAL_S = 1.0
 
 _COLD_LIST = """
 import sys, time
@@ -89,6 +91,11 @@ def main() -> int:
             t0 = time.perf_counter()
             count = len(store.list_secrets())
             warm_s = time.perf_counter() - t0
+            store.unlock()
+            t0 = time.perf_counter()
+            report = store.verify()
+            verify_s = time.perf_counter() - t0
+            assert report.ok and report.checked == 10_000, report
 
     rows, import_time, open_list, wall = min(cold_runs, key=lambda r: r[2])
     print("composesecrets store benchmark (library API)")
@@ -112,6 +119,11 @@ def main() -> int:
         f"   (whole process: {wall * 1000:.0f} ms wall)"
     )
     print(f"  ls on {count} secrets, warm        {warm_s * 1000:8.1f} ms")
+    print(
+        f"  verify {report.checked} versions           {verify_s * 1000:8.1f} ms"
+        f"   goal < {VERIFY_GOAL_S * 1000:.0f} ms  {_verdict(verify_s, VERIFY_GOAL_S)}"
+        "   (state, row MACs, ciphertexts, digests)"
+    )
     return 0
 
 

@@ -174,15 +174,16 @@ def mac_key(root_key: bytes, store_id: str) -> bytes:
 
 def mac(key: bytes, purpose: str, *parts: str | bytes | int | None) -> bytes:
     """HMAC-SHA256 over length-prefixed ``parts`` (so no two part lists collide)."""
-    h = hmac.new(key, _PREFIX + b"\x00" + purpose.encode("ascii"), hashlib.sha256)
+    chunks = [_PREFIX, b"\x00", purpose.encode("ascii")]
     for part in parts:
         if part is None:
             data = b"\xff"
         elif isinstance(part, bytes):
             data = b"b" + part
         elif isinstance(part, int):
-            data = b"i" + str(part).encode("ascii")
+            data = b"i%d" % part
         else:
             data = b"s" + part.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(4, "big") + data)
-    return h.digest()
+        chunks.append(len(data).to_bytes(4, "big"))
+        chunks.append(data)
+    return hmac.digest(key, b"".join(chunks), "sha256")

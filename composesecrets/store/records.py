@@ -148,8 +148,7 @@ class StoreStatus:
 @dataclass(frozen=True)
 class VerifyFailure:
     """One thing ``verify`` found wrong. ``kind``: ``version`` (a stored version), ``secret``
-    (a secret's metadata row; ``version`` is its recorded current one) or ``audit`` (an audit
-    entry; ``version`` is its sequence number)."""
+    (a secret's metadata row; ``version`` is its recorded current one)."""
 
     secret_id: str
     name: str
@@ -158,8 +157,6 @@ class VerifyFailure:
     kind: str = "version"
 
     def describe(self) -> str:
-        if self.kind == "audit":
-            return self.reason
         if self.kind == "secret":
             return f"secret {self.name} ({self.secret_id}): {self.reason}"
         return f"{self.name} version {self.version} ({self.secret_id}): {self.reason}"
