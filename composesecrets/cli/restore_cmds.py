@@ -16,8 +16,9 @@ def store_accept_restore(ctx: typer.Context) -> None:
     Opening an older copy of a store (or an emptied one) is refused, because it is what a
     rollback attack or a lost write looks like. After you restored a backup deliberately, this
     records its state as the newest one. Its contents must still authenticate under the key.
+    After deleting a store on purpose, it accepts a new, empty one in its place.
     """
-    with open_store(ctx, create=False, accept_restore=True) as store:
+    with open_store(ctx, accept_restore=True) as store:
         counter = store.accept_restore()
         report = store.verify()
     typer.echo(

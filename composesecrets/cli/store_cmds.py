@@ -48,8 +48,12 @@ def store_verify(ctx: typer.Context) -> None:
     for failure in report.failures:
         typer.echo(f"FAILED {failure.describe()}")
     if not report.ok:
-        problems = len(report.failures)
-        typer.echo(f"{problems} problem(s); {report.checked} versions checked", err=True)
+        bad_versions = sum(1 for f in report.failures if f.kind == "version")
+        bad_rows = len(report.failures) - bad_versions
+        summary = f"{bad_versions} of {report.checked} versions failed"
+        if bad_rows:
+            summary += f"; the metadata of {bad_rows} secret(s) failed"
+        typer.echo(summary, err=True)
         raise typer.Exit(IntegrityError.exit_code)
     typer.echo(f"ok: {report.checked} versions verified")
 

@@ -46,8 +46,8 @@ def check_open(conn: sqlite3.Connection, highwater: HighWater, store_id: str | N
             f"the store database was emptied or replaced: store {mark.store_id} was last seen"
             f" here at state {mark.counter}, but the database "
             + ("is empty" if store_id is None else f"holds store {store_id}"),
-            hint="restore the store from a backup; if you replaced it on purpose, run"
-            " `composesecrets store accept-restore`",
+            hint="restore the store from a backup; if you replaced or deleted it on purpose,"
+            " run `composesecrets store accept-restore`",
         )
     counter = dbm.retrying(conn, sealing.raw_counter)
     if counter < mark.counter:
