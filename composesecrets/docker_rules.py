@@ -32,6 +32,11 @@ DEFAULT_MODE = 0o444
 # Docker's stack namespace label (docker stack ls/ps/services read it).
 LABEL_NAMESPACE = "com.docker.stack.namespace"
 LABEL_IMAGE = "com.docker.stack.image"
+# docker compose's labels (set on engine-backend objects so that compose tools see them).
+LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
+LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
+LABEL_COMPOSE_NETWORK = "com.docker.compose.network"
+LABEL_COMPOSE_VOLUME = "com.docker.compose.volume"
 LABEL_CONTAINER_NUMBER = "com.docker.compose.container-number"
 # composesecrets' own labels on the objects it creates.
 LABEL_STACK = "io.composesecrets.stack"

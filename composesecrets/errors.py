@@ -22,6 +22,12 @@ Exit codes (documented in README.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from composesecrets.compose.diagnostics import Diagnostic
+
 
 class ComposeSecretsError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with; ``hint`` says how to fix it."""
@@ -38,9 +44,16 @@ class ComposeSecretsError(Exception):
 
 
 class InvalidComposeError(ComposeSecretsError):
-    """The compose file(s) failed validation; diagnostics carry the details."""
+    """The compose file(s) failed validation; ``diagnostics`` carry the details (the loader's
+    findings, errors and warnings; empty when a backend refused one value)."""
 
     exit_code = 1
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, diagnostics: Sequence[Diagnostic] = ()
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
 
 
 class UsageError(ComposeSecretsError):

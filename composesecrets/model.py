@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SECRETS_DIR = "/run/secrets"
-DEFAULT_UID = "0"
-DEFAULT_GID = "0"
-DEFAULT_MODE = 0o444
+from composesecrets.docker_rules import DEFAULT_GID, DEFAULT_MODE, DEFAULT_UID, SECRETS_DIR
+
+__all__ = [
+    "DEFAULT_GID",
+    "DEFAULT_MODE",
+    "DEFAULT_UID",
+    "SECRETS_DIR",
+    "SecretDef",
+    "SecretFile",
+    "SecretRef",
+    "Service",
+    "Stack",
+    "build",
+]
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,31 @@ class SecretDef:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    """One secret file to deliver into a service's containers: a :class:`SecretRef` with its
+    value from the store (memory only; never printed, logged or written outside a tmpfs)."""
+
+    source: str
+    target: str  # absolute path in the container
+    uid: int
+    gid: int
+    mode: int
+    value: bytes
+
+    def __repr__(self) -> str:  # never show the value
+        return (
+            f"SecretFile({self.source!r} -> {self.target!r}, {self.uid}:{self.gid} {self.mode:o})"
+        )
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     secrets: tuple[SecretRef, ...]
     config: Mapping[str, Any]
+    # the variables of the service's ``env_file`` files, in order (the compose loader reads
+    # them for a deploy: ``compose.project.read_env_files``); backends do no file I/O
+    env_from_files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import fcntl
 import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,13 @@ from composesecrets.backends import (
     DeployResult,
     Progress,
     RemoveResult,
+    SecretFile,
     ServiceSecrets,
     get_backend,
 )
-from composesecrets.compose.diagnostics import Diagnostic
+from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import InvalidComposeError, NotFoundError
 from composesecrets.store import Store, Usage
-
-BACKEND_LABEL = "io.composesecrets.stack"
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,10 @@ class StackSummary:
     services: int
     backend: str
 
+    def to_json(self) -> dict[str, Any]:
+        """As ``stack ls --format json`` prints it."""
+        return {"Name": self.name, "Services": self.services, "Backend": self.backend}
+
 
 @dataclass(frozen=True)
 class ServiceSummary:
@@ -60,6 +63,11 @@ class ServiceSummary:
     image: str
     replicas: int
     running: int
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``stack services --format json`` prints it."""
+        return {"Name": self.name, "Image": self.image, "Replicas": self.replicas,
+                "Running": self.running}  # fmt: skip
 
 
 @dataclass
@@ -70,7 +78,6 @@ class DeployOptions:
     delivery: str = "tmpfs"
     store_dir: Path | None = None
     store_opener: Callable[[], Store] | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
 def _open_store(options: DeployOptions) -> Store:
@@ -80,37 +87,33 @@ def _open_store(options: DeployOptions) -> Store:
 
 
 def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeployment:
-    """Validate, resolve secrets, then converge the backend to the compose files."""
-    from composesecrets.backends.containerspec import stack_specs
-    from composesecrets.compose.project import load_project
+    """Validate, resolve secrets, then converge the backend to the compose files.
+
+    Raises :class:`InvalidComposeError` carrying the diagnostics when the files are invalid,
+    and whatever the backend's plan refuses, before the store or the engine change."""
+    from composesecrets.compose.project import load_project, read_env_files
 
     project = load_project(options.files, env_file=options.env_file, stack_name=stack, compat=False)
-    options.diagnostics[:] = project.diagnostics
     if project.errors or project.stack is None:
         raise InvalidComposeError(
-            f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed"
+            f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed",
+            diagnostics=project.diagnostics,
         )
-    loaded = project.stack
-    services, networks, volumes = stack_specs(loaded, stack)
+    loaded = read_env_files(project.stack)
     backend = get_backend(options.backend)
+    plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
     used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
     with _open_store(options) as store, stack_lock(store, stack):
         _check_external(store, loaded, used)
-        skeleton = DeployRequest(
-            stack, services, networks, volumes, {}, options.delivery, model=loaded
-        )
-        backend.preflight(skeleton)
+        backend.preflight(plan)
         warnings = [d.text() for d in project.warnings]
-        warnings += [f"warning: {w}" for w in backend.warnings(skeleton)]
+        warnings += [f"warning: {w}" for w in plan.warnings]
         values: dict[str, tuple[bytes, int]] = {}
         imported = _import_file_secrets(store, loaded, stack, used, progress, values)
         secrets, usages = _secret_files(store, loaded, values)
         read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
         store.note("read", stack, f"deploy with {options.backend}: {read}")
-        request = DeployRequest(
-            stack, services, networks, volumes, secrets, options.delivery, model=loaded
-        )
-        result = backend.deploy(request, progress)
+        result = backend.deploy(plan.with_secrets(secrets), progress)
         store.record_usage(stack, backend.name, usages)
     return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
 
@@ -169,7 +172,7 @@ def _import_file_secrets(
         if definition.external or definition.file is None or key not in used:
             continue
         value = read_value(definition.file)
-        labels = {**definition.labels, BACKEND_LABEL: stack_name}
+        labels = {**definition.labels, LABEL_STACK: stack_name}
         try:
             version = store.inspect(definition.name).info.version
         except NotFoundError:
@@ -191,8 +194,6 @@ def _secret_files(
     store: Store, stack: model.Stack, values: dict[str, tuple[bytes, int]]
 ) -> tuple[dict[str, ServiceSecrets], list[Usage]]:
     """Each service's secret files (values read once per secret) and the usage records."""
-    from composesecrets.backends.delivery import SecretFile
-
     out: dict[str, ServiceSecrets] = {}
     usages: list[Usage] = []
     digests: dict[str, str] = {}
@@ -247,7 +248,7 @@ def remove(
                 in_use = {u.secret_name for u in store.usages()}
                 own = [
                     info.name
-                    for info in store.list_secrets([f"label={BACKEND_LABEL}={stack}"])
+                    for info in store.list_secrets([f"label={LABEL_STACK}={stack}"])
                     if info.name not in in_use  # still used by another stack: keep
                 ]
                 for name in own:

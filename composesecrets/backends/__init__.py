@@ -1,23 +1,48 @@
 """Backends run a resolved stack on an engine. Each one implements :class:`Backend`.
 
-A backend receives a :class:`DeployRequest`: the stack's container specs
-(:mod:`composesecrets.backends.containerspec`) and, per service, the secret files to deliver
-(values in memory only). Docker SDK errors are translated into
-:mod:`composesecrets.errors` classes inside the backends and never escape them.
+A deploy goes through three steps, each fed by the one before:
+
+1. ``plan = backend.plan(request)``: the backend translates the backend-neutral
+   :class:`DeployRequest` (stack name, the normalised compose model, delivery) into its own
+   specs, once. Pure: no Docker calls. Raises :class:`InvalidComposeError` for what this
+   backend cannot run; ``plan.warnings`` names every compose key it does not apply.
+2. ``backend.preflight(plan)``: refuses (before the store or the engine change) what cannot
+   work: missing images, name clashes, an engine that is not a swarm manager.
+3. ``backend.deploy(plan.with_secrets(secrets), progress)``: converges the engine; the secret
+   files (values in memory only) are resolved by the caller after the preflight.
+
+Docker SDK errors are translated into :mod:`composesecrets.errors` classes inside the backends
+(:mod:`.docker_api`) and never escape them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from composesecrets.model import SecretFile
 
 if TYPE_CHECKING:
-    from composesecrets.backends.containerspec import NetworkSpec, ServiceSpec, VolumeSpec
-    from composesecrets.backends.delivery import SecretFile
     from composesecrets.model import Stack
 
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "ContainerInfo",
+    "DeployRequest",
+    "DeployResult",
+    "Plan",
+    "Progress",
+    "RemoveResult",
+    "SecretFile",
+    "ServiceSecrets",
+    "get_backend",
+]
+
 Progress = Callable[[str, str], None]  # (service or object, what happens)
+PlanT = TypeVar("PlanT", bound="Plan")
 
 
 @dataclass(frozen=True)
@@ -31,15 +56,36 @@ class ServiceSecrets:
     digests: tuple[str, ...] = ()
 
 
+NO_SECRETS = ServiceSecrets((), ())
+
+
 @dataclass(frozen=True)
 class DeployRequest:
+    """What to deploy, for any backend: the stack name, the normalised compose model, the
+    secret delivery and, per compose service, the resolved secret files (empty until the
+    caller resolved them, after the preflight)."""
+
     stack: str
-    services: Mapping[str, ServiceSpec]
-    networks: Mapping[str, NetworkSpec]
-    volumes: Mapping[str, VolumeSpec]
-    secrets: Mapping[str, ServiceSecrets]
+    model: Stack
     delivery: str = "tmpfs"  # or "copy": written into the container before it starts
-    model: Stack | None = None  # the normalised compose stack, for backends that translate it
+    secrets: Mapping[str, ServiceSecrets] = field(default_factory=dict)
+
+    def secrets_of(self, service: str) -> ServiceSecrets:
+        return self.secrets.get(service, NO_SECRETS)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A backend's translation of one request; each backend subclasses it with its specs."""
+
+    request: DeployRequest
+    warnings: tuple[str, ...] = ()
+
+    def with_secrets(self: PlanT, secrets: Mapping[str, ServiceSecrets]) -> PlanT:
+        """The same plan (not translated again) for the request with ``secrets``."""
+        return dataclasses.replace(
+            self, request=dataclasses.replace(self.request, secrets=dict(secrets))
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +107,16 @@ class ContainerInfo:
     secrets: tuple[str, ...] = field(default=())
     id: str = ""
 
+    def to_json(self) -> dict[str, Any]:
+        """As ``stack ps --format json`` prints it."""
+        return {
+            "Name": self.name,
+            "Service": self.service,
+            "Image": self.image,
+            "State": self.state,
+            "Secrets": list(self.secrets),
+        }
+
 
 @dataclass(frozen=True)
 class RemoveResult:
@@ -70,21 +126,19 @@ class RemoveResult:
 
 
 class Backend(Protocol):
-    """What a backend does: apply a request, and find, list and remove stacks."""
+    """What a backend does: plan, check and apply a deploy; find, list and remove stacks."""
 
     name: str
 
-    def warnings(self, request: DeployRequest) -> list[str]:
-        """One message per compose key this backend does not apply, naming key and service."""
+    def plan(self, request: DeployRequest) -> Plan:
+        """Translate the request once (pure); its ``warnings`` name each unapplied key."""
 
-    def preflight(self, request: DeployRequest) -> None:
+    def preflight(self, plan: Plan) -> None:
         """Refuse (before anything changes) what cannot work: missing images, name clashes."""
 
-    def deploy(self, request: DeployRequest, progress: Progress) -> DeployResult:
-        """Converge the engine to the request; on failure undo this run and raise.
-
-        Callers run :meth:`preflight` first (``stacks.deploy`` does, before the store changes),
-        so it is not repeated here."""
+    def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
+        """Converge the engine to the plan (with its request's secrets); on failure undo this
+        run and raise :class:`DeployFailedError`. Callers run :meth:`preflight` first."""
 
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
         """Remove everything of the stack (idempotent)."""
@@ -97,18 +151,18 @@ class Backend(Protocol):
 
 
 def _engine() -> Backend:
-    from composesecrets.backends.engine import EngineBackend
+    from composesecrets.backends.engine.backend import EngineBackend
 
     return EngineBackend()
 
 
 def _swarm() -> Backend:
-    from composesecrets.backends.swarm import SwarmBackend
+    from composesecrets.backends.swarm.backend import SwarmBackend
 
     return SwarmBackend()
 
 
-# name -> factory (unit tests add the in-memory "fake" backend here)
+# name -> factory (unit tests may register backends made with a fake Docker client)
 BACKENDS: dict[str, Callable[[], Backend]] = {"engine": _engine, "swarm": _swarm}
 
 

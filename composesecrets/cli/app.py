@@ -59,8 +59,20 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Log each Docker API call and its outcome to stderr (never a secret value); "
+            "also COMPOSESECRETS_DEBUG=1.",
+        ),
+    ] = False,
 ) -> None:
     """Validate compose files, keep their secrets encrypted, deploy stacks with them."""
+    if debug:
+        from composesecrets.backends.docker_api import enable_debug
+
+        enable_debug()
     ctx.obj = {"store": store}
 
 

@@ -100,9 +100,10 @@ def stack_deploy(
     progress = _Progress(quiet)
     try:
         outcome = stacks.deploy(stack, options, progress)
-    except InvalidComposeError:
+    except InvalidComposeError as exc:
         progress.close()
-        typer.echo(render_text(options.diagnostics), err=True)
+        if exc.diagnostics:
+            typer.echo(render_text(exc.diagnostics), err=True)
         raise
     finally:
         progress.close()
@@ -148,7 +149,7 @@ def stack_ls(ctx: typer.Context, fmt: TableOrJson = ListFormat.table) -> None:
 
     found = stacks.stacks(lambda: open_store(ctx, create=False))
     if fmt is ListFormat.json:
-        print_json([{"Name": s.name, "Services": s.services, "Backend": s.backend} for s in found])
+        print_json([s.to_json() for s in found])
         return
     rows = [[s.name, str(s.services), s.backend] for s in found]
     typer.echo(table(rows, ["NAME", "SERVICES", "BACKEND"]))
@@ -161,18 +162,7 @@ def stack_ps(ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.
 
     found = stacks.containers(stack, lambda: open_store(ctx, create=False))
     if fmt is ListFormat.json:
-        print_json(
-            [
-                {
-                    "Name": c.name,
-                    "Service": c.service,
-                    "Image": c.image,
-                    "State": c.state,
-                    "Secrets": list(c.secrets),
-                }
-                for c in found
-            ]
-        )
+        print_json([c.to_json() for c in found])
         return
     rows = [[c.name, c.image, c.state, ", ".join(c.secrets) or "-"] for c in found]
     typer.echo(table(rows, ["NAME", "IMAGE", "STATE", "SECRETS"]))
@@ -187,12 +177,7 @@ def stack_services(
 
     found = stacks.services(stack, lambda: open_store(ctx, create=False))
     if fmt is ListFormat.json:
-        print_json(
-            [
-                {"Name": s.name, "Image": s.image, "Replicas": s.replicas, "Running": s.running}
-                for s in found
-            ]
-        )
+        print_json([s.to_json() for s in found])
         return
     rows = [[s.name, f"{s.running}/{s.replicas}", s.image] for s in found]
     typer.echo(table(rows, ["NAME", "REPLICAS", "IMAGE"]))

@@ -9,16 +9,17 @@ JSON schema -> Docker's own loader checks. Then the files are merged, the normal
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
-import re
+import posixpath
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from composesecrets import model
+from composesecrets import docker_rules, model
 from composesecrets.compose import checks, dockerrules, interpolate, merge, schema, yamlload
 from composesecrets.compose.diagnostics import Diagnostic, Severity, make, sort_key
 from composesecrets.compose.yamlload import LocDict
@@ -26,7 +27,6 @@ from composesecrets.errors import InputError, UsageError
 
 DISCOVERY_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 STDIN_NAME = "<stdin>"
-STACK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 # Rules that only the strict mode reports (compat mode gives exactly Docker's verdict).
 _STRICT_ONLY_INTERPOLATION = frozenset(("interpolation-bare-dollar",))
@@ -67,7 +67,7 @@ def discover(directory: Path) -> Path:
 
 
 def check_stack_name(name: str) -> str:
-    if not STACK_NAME_RE.match(name) or len(name) > 63:
+    if not docker_rules.is_stack_name(name) or len(name) > 63:
         raise UsageError(
             f'invalid stack name "{name}": use letters, digits, "_", "." and "-", starting '
             "with a letter or digit, at most 63 characters"
@@ -196,6 +196,25 @@ def _load_project(
 def _finish(project: Project) -> Project:
     project.diagnostics.sort(key=sort_key)
     return project
+
+
+def read_env_files(stack: model.Stack) -> model.Stack:
+    """``stack`` with each service's ``env_file`` files read (in order, later files win), as a
+    deploy needs them. Raises :class:`InputError` for a file that is missing or not regular."""
+    services = {}
+    for name, service in stack.services.items():
+        env: dict[str, str] = {}
+        raw = service.config.get("env_file")
+        for item in raw if isinstance(raw, list) else [] if raw is None else [raw]:
+            path = Path(posixpath.join(str(stack.working_dir), os.path.expanduser(str(item))))
+            if not path.is_file():
+                raise InputError(
+                    f'service "{name}": env_file {item} ({path}) does not exist or is '
+                    "not a regular file"
+                )
+            env.update(interpolate.read_env_file(path))
+        services[name] = dataclasses.replace(service, env_from_files=env)
+    return dataclasses.replace(stack, services=services)
 
 
 def _dotenv(env_file: str | Path | None, working_dir: Path, cwd: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from composesecrets.compose.project import load_project
+from composesecrets.compose.project import load_project, read_env_files
 from composesecrets.model import Stack
 
 
@@ -17,4 +17,4 @@ def load_stack(tmp_path: Path, doc: dict[str, Any], stack: str = "st") -> Stack:
     (tmp_path / "compose.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     project = load_project(["compose.yml"], environ={}, cwd=tmp_path, stack_name=stack)
     assert project.stack is not None and not project.errors, project.errors
-    return project.stack
+    return read_env_files(project.stack)

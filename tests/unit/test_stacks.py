@@ -1,4 +1,5 @@
-"""Stack deploy/remove logic against the in-memory fake backend and a real store."""
+"""Stack deploy/remove logic: a real store and the real engine backend on the in-memory
+Docker client (tests/unit/backends/fake_docker.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from unit.backends.fake_docker import FakeContainer, FakeDocker
 
 from composesecrets import stacks
 from composesecrets.backends import BACKENDS
-from composesecrets.backends.fake import FakeBackend
+from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.errors import (
     BackendError,
     ConflictError,
@@ -53,10 +56,29 @@ secrets:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
-    backend = FakeBackend.reset()
-    monkeypatch.setitem(BACKENDS, "fake", FakeBackend.shared)
-    return backend
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeDocker:
+    engine = FakeDocker()
+    monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(engine))
+    root = tmp_path / "secret-root"
+    root.mkdir()
+    monkeypatch.setattr(tmpfs, "runtime_root", lambda: root)
+    return engine
+
+
+def container(fake: FakeDocker, name: str) -> FakeContainer:
+    found = fake.find_container(name)
+    assert found is not None, fake.container_names()
+    return found
+
+
+def delivered(fake: FakeDocker, name: str) -> list[tuple[str, int, int, int, bytes]]:
+    """(target, uid, gid, mode, content) of each secret file mounted into a container."""
+    out = []
+    for mount in container(fake, name).kwargs.get("mounts") or []:
+        info = os.stat(mount["Source"])
+        content = Path(mount["Source"]).read_bytes()
+        out.append((mount["Target"], info.st_uid, info.st_gid, info.st_mode & 0o777, content))
+    return out
 
 
 @pytest.fixture
@@ -73,7 +95,7 @@ def opener(tmp_path: Path) -> Store:
 def options(project: Path) -> stacks.DeployOptions:
     return stacks.DeployOptions(
         files=[str(project / "compose.yaml")],
-        backend="fake",
+        backend="engine",
         store_opener=lambda: opener(project),
     )
 
@@ -88,15 +110,13 @@ def with_external(project: Path) -> None:
 
 
 def test_deploy_imports_file_secrets_and_delivers_each_reference(
-    project: Path, fake: FakeBackend
+    project: Path, fake: FakeDocker
 ) -> None:
     with_external(project)
     outcome = stacks.deploy("shop", options(project), progress)
     assert sorted(outcome.result.created) == ["shop_web_1", "shop_worker_1", "shop_worker_2"]
     assert outcome.imported == ("shop_db_password",)
-    web = fake.containers_by_stack["shop"]["shop_web_1"]
-    got = [(f.target, f.uid, f.gid, f.mode, f.value) for f in web.files]
-    assert got == [
+    assert delivered(fake, "shop_web_1") == [
         ("/run/secrets/db_password", 0, 0, 0o444, b"CANARY-db-v1"),
         ("/run/secrets/copy.txt", 1000, 1001, 0o400, b"CANARY-db-v1"),
         ("/etc/app/key.pem", 0, 0, 0o444, b"CANARY-api"),
@@ -114,7 +134,7 @@ def test_deploy_imports_file_secrets_and_delivers_each_reference(
             store.remove("api_key")
 
 
-def test_redeploy_unchanged_keeps_everything(project: Path, fake: FakeBackend) -> None:
+def test_redeploy_unchanged_keeps_everything(project: Path, fake: FakeDocker) -> None:
     with_external(project)
     stacks.deploy("shop", options(project), progress)
     again = stacks.deploy("shop", options(project), progress)
@@ -124,7 +144,7 @@ def test_redeploy_unchanged_keeps_everything(project: Path, fake: FakeBackend) -
 
 
 def test_changed_secret_file_is_a_new_version_and_recreates_its_users(
-    project: Path, fake: FakeBackend
+    project: Path, fake: FakeDocker
 ) -> None:
     with_external(project)
     stacks.deploy("shop", options(project), progress)
@@ -134,57 +154,56 @@ def test_changed_secret_file_is_a_new_version_and_recreates_its_users(
     with opener(project) as store:
         assert store.inspect("shop_db_password").info.version == 2
         assert {u.version for u in store.usages(secret="shop_db_password")} == {2}
-    values = {f.value for f in fake.containers_by_stack["shop"]["shop_worker_2"].files}
-    assert values == {b"CANARY-db-v2"}
+    assert [f[-1] for f in delivered(fake, "shop_worker_2")] == [b"CANARY-db-v2"]
 
 
-def test_missing_external_secret_changes_nothing(project: Path, fake: FakeBackend) -> None:
+def test_missing_external_secret_changes_nothing(project: Path, fake: FakeDocker) -> None:
     with pytest.raises(NotFoundError, match="api_key"):
         stacks.deploy("shop", options(project), progress)
-    assert fake.containers_by_stack == {}
+    assert fake.container_names() == []
     with opener(project) as store:
         assert store.list_secrets() == []
 
 
-def test_invalid_compose_changes_nothing(project: Path, fake: FakeBackend) -> None:
+def test_invalid_compose_changes_nothing(project: Path, fake: FakeDocker) -> None:
     invalid = COMPOSE.replace("      - db_password\nsecrets:", "      - nope\nsecrets:")
     assert invalid != COMPOSE
     (project / "compose.yaml").write_text(invalid)
-    opts = options(project)
-    with pytest.raises(InvalidComposeError):
-        stacks.deploy("shop", opts, progress)
-    assert any(d.rule == "undefined-secret" for d in opts.diagnostics)
-    assert fake.containers_by_stack == {}
+    with pytest.raises(InvalidComposeError) as caught:
+        stacks.deploy("shop", options(project), progress)
+    assert any(d.rule == "undefined-secret" for d in caught.value.diagnostics)
+    assert fake.container_names() == []
     assert not (project / "store").exists()
 
 
 def test_unknown_image_is_refused_before_the_store_changes(
-    project: Path, fake: FakeBackend
+    project: Path, fake: FakeDocker
 ) -> None:
     with_external(project)
-    fake.images = {"other:1"}
+    fake.image_names = {"other:1"}
     with pytest.raises(BackendError, match="busybox:test"):
         stacks.deploy("shop", options(project), progress)
     with opener(project) as store:
         assert [i.name for i in store.list_secrets()] == ["api_key"]
 
 
-def test_failed_deploy_records_no_usage(project: Path, fake: FakeBackend) -> None:
+def test_failed_deploy_records_no_usage(project: Path, fake: FakeDocker) -> None:
     with_external(project)
-    fake.fail_service = "worker"
-    with pytest.raises(DeployFailedError):
+    fake.fail("container.start", "shop_worker_2", "boom")
+    with pytest.raises(DeployFailedError, match="boom"):
         stacks.deploy("shop", options(project), progress)
+    assert fake.container_names() == []
     with opener(project) as store:
         assert store.usages(stack="shop") == []
 
 
 def test_stack_rm_removes_own_secrets_but_not_external_ones(
-    project: Path, fake: FakeBackend
+    project: Path, fake: FakeDocker
 ) -> None:
     with_external(project)
     stacks.deploy("shop", options(project), progress)
     stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
-    assert fake.containers("shop") == []
+    assert fake.container_names() == []
     with opener(project) as store:
         assert [i.name for i in store.list_secrets()] == ["api_key"]
         assert store.usages(stack="shop") == []
@@ -193,7 +212,7 @@ def test_stack_rm_removes_own_secrets_but_not_external_ones(
     stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
 
 
-def test_stack_rm_keep_secrets(project: Path, fake: FakeBackend) -> None:
+def test_stack_rm_keep_secrets(project: Path, fake: FakeDocker) -> None:
     with_external(project)
     stacks.deploy("shop", options(project), progress)
     stacks.remove(
@@ -203,17 +222,17 @@ def test_stack_rm_keep_secrets(project: Path, fake: FakeBackend) -> None:
         assert sorted(i.name for i in store.list_secrets()) == ["api_key", "shop_db_password"]
 
 
-def test_removed_service_is_removed_on_redeploy(project: Path, fake: FakeBackend) -> None:
+def test_removed_service_is_removed_on_redeploy(project: Path, fake: FakeDocker) -> None:
     with_external(project)
     stacks.deploy("shop", options(project), progress)
     text = COMPOSE.split("  worker:")[0] + "secrets:" + COMPOSE.split("\nsecrets:")[1]
     (project / "compose.yaml").write_text(text)
     again = stacks.deploy("shop", options(project), progress)
     assert sorted(again.result.removed) == ["shop_worker_1", "shop_worker_2"]
-    assert [c.name for c in fake.containers("shop")] == ["shop_web_1"]
+    assert fake.container_names() == ["shop_web_1"]
 
 
-def test_deploys_of_one_stack_wait_for_each_other(project: Path, fake: FakeBackend) -> None:
+def test_deploys_of_one_stack_wait_for_each_other(project: Path, fake: FakeDocker) -> None:
     import threading
 
     with_external(project)
@@ -229,19 +248,39 @@ def test_deploys_of_one_stack_wait_for_each_other(project: Path, fake: FakeBacke
         assert not finished.wait(0.5), "deploy ran while another held the stack's lock"
     worker.join(timeout=30)
     assert finished.is_set()
-    assert len(fake.containers("shop")) == 3
+    assert len(fake.container_names()) == 3
 
 
-def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeBackend) -> None:
+def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeDocker) -> None:
     with_external(project)
     stacks.deploy("shop", options(project), progress)
     with opener(project) as store:
         reads = store.audit(action="read")
     assert [(e.target, e.detail) for e in reads] == [
-        ("shop", "deploy with fake: api_key@1 shop_db_password@1")
+        ("shop", "deploy with engine: api_key@1 shop_db_password@1")
     ]
     with opener(project) as store:
         assert all("CANARY" not in e.detail + e.target for e in store.audit())
+
+
+def test_swarm_deploy_ignores_depends_on_an_undefined_service(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swarm ignores depends_on, and validate accepts the file: the engine translation (which
+    refuses an undefined service there) must not run for a swarm deploy."""
+    from composesecrets.backends.swarm.backend import SwarmBackend
+
+    swarm = FakeDocker(swarm=True)
+    monkeypatch.setitem(BACKENDS, "swarm", lambda: SwarmBackend(swarm))
+    with_external(project)
+    text = COMPOSE.replace("depends_on: [web]", "depends_on: [nope]")
+    (project / "compose.yaml").write_text(text)
+    opts = options(project)
+    opts.backend = "swarm"
+    outcome = stacks.deploy("shop", opts, progress)
+    assert outcome.result.created == ("web", "worker")
+    assert swarm.service_names() == ["shop_web", "shop_worker"]
+    assert any("depends_on is not applied by the swarm backend" in w for w in outcome.warnings)
 
 
 def _victim(project: Path) -> tuple[str, str]:
@@ -252,7 +291,7 @@ def _victim(project: Path) -> tuple[str, str]:
 
 
 def test_missing_external_secret_never_resolves_to_an_id_prefix(
-    project: Path, fake: FakeBackend
+    project: Path, fake: FakeDocker
 ) -> None:
     with_external(project)
     _, prefix = _victim(project)
@@ -261,13 +300,13 @@ def test_missing_external_secret_never_resolves_to_an_id_prefix(
     (project / "compose.yaml").write_text(compose)
     with pytest.raises(NotFoundError, match=prefix):
         stacks.deploy("shop", options(project), progress)
-    assert fake.containers_by_stack == {}
+    assert fake.container_names() == []
     with opener(project) as store:
         assert store.usages() == []
 
 
 def test_file_secret_named_like_an_id_prefix_never_rotates_that_secret(
-    project: Path, fake: FakeBackend
+    project: Path, fake: FakeDocker
 ) -> None:
     with_external(project)
     victim_id, prefix = _victim(project)
@@ -282,5 +321,4 @@ def test_file_secret_named_like_an_id_prefix_never_rotates_that_secret(
         assert store.inspect("victim").info.version == 1
         mine = store.inspect(prefix).info
         assert mine.id != victim_id and store.get(prefix) == b"CANARY-db-v1"
-    files = {f.value for f in fake.containers_by_stack["shop"]["shop_worker_1"].files}
-    assert files == {b"CANARY-db-v1"}
+    assert [f[-1] for f in delivered(fake, "shop_worker_1")] == [b"CANARY-db-v1"]

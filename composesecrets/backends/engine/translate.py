@@ -1,4 +1,4 @@
-"""Translate a normalised stack into what the Docker Engine needs: one :class:`ServiceSpec`
+"""Translate a normalised stack into what the Docker Engine needs: one :class:`EngineService`
 per service (keyword arguments for ``client.containers.create``), and the stack's networks and
 volumes. Pure: no Docker calls, nothing written.
 
@@ -12,7 +12,7 @@ The keyword arguments are plain data (dicts, lists, strings, numbers): ports as
 ``volumes={host_path: {"bind": target, "mode": "rw"}}`` (the engine creates a missing host
 directory, as ``docker compose`` does), every other mount as an Engine-API ``Mounts`` entry
 in ``mounts``. ``stop_grace_period`` is not a ``containers.create`` argument in the SDK; it is
-:attr:`ServiceSpec.stop_timeout` (seconds), for ``container.stop(timeout=...)``.
+:attr:`EngineService.stop_timeout` (seconds), for ``container.stop(timeout=...)``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from composesecrets import model
-from composesecrets.backends.servicecommon import (
+from composesecrets.backends.engine.networks import EngineNetwork, EngineVolume, default_network
+from composesecrets.backends.engine.networks import networks as make_networks
+from composesecrets.backends.engine.networks import volumes as make_volumes
+from composesecrets.backends.translation import (
     DEFAULT_NETWORK,
-    PROPAGATION,
     ServiceTranslator,
-    StackNetwork,
-    declared,
-    fingerprint,
     network_name,
+)
+from composesecrets.backends.values import (
+    PROPAGATION,
+    fingerprint,
     parse_bytes,
     short_port,
     str_map,
@@ -44,9 +47,9 @@ from composesecrets.backends.servicecommon import (
 __all__ = [
     "APPLIED_KEYS",
     "NOT_APPLIED",
-    "NetworkSpec",
-    "ServiceSpec",
-    "VolumeSpec",
+    "EngineNetwork",
+    "EngineService",
+    "EngineVolume",
     "fingerprint",
     "parse_bytes",
     "stack_specs",
@@ -54,25 +57,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class NetworkSpec(StackNetwork):
-    """A network the stack uses. ``name`` is the engine's name for it."""
-
-
-@dataclass(frozen=True)
-class VolumeSpec:
-    """A named volume the stack declares. ``name`` is the engine's name for it."""
-
-    name: str  # "<stack>_<key>", or the ``name:`` / external name as given
-    key: str
-    driver: str
-    driver_opts: dict[str, str]
-    labels: dict[str, str]
-    external: bool
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
+class EngineService:
     """How to create the containers of one service (secrets, name, labels and networking
     are added by the caller)."""
 
@@ -93,7 +78,7 @@ def stack_specs(
     stack_name: str,
     *,
     environ: Mapping[str, str] | None = None,
-) -> tuple[dict[str, ServiceSpec], dict[str, NetworkSpec], dict[str, VolumeSpec]]:
+) -> tuple[dict[str, EngineService], dict[str, EngineNetwork], dict[str, EngineVolume]]:
     """Services, networks and volumes of ``stack`` deployed as ``stack_name``.
 
     ``environ`` (default: the process environment) supplies the values of ``environment``
@@ -104,9 +89,9 @@ def stack_specs(
     """
     environ = os.environ if environ is None else environ
     top = model.plain(dict(stack.config))
-    networks = _networks(top.get("networks"), stack_name)
-    volumes = _volumes(top.get("volumes"), stack_name)
-    services: dict[str, ServiceSpec] = {}
+    networks = make_networks(top.get("networks"), stack_name)
+    volumes = make_volumes(top.get("volumes"), stack_name)
+    services: dict[str, EngineService] = {}
     for name, service in stack.services.items():
         translator = _Service(
             name, model.plain(dict(service.config)), stack, stack_name, networks, volumes, environ
@@ -120,72 +105,8 @@ def stack_specs(
         )
         and DEFAULT_NETWORK not in networks
     ):
-        networks[DEFAULT_NETWORK] = _default_network(stack_name)
+        networks[DEFAULT_NETWORK] = default_network(stack_name)
     return services, networks, volumes
-
-
-# --------------------------------------------------------------------------- networks/volumes
-
-
-def _default_network(stack_name: str) -> NetworkSpec:
-    return NetworkSpec(
-        name=f"{stack_name}_{DEFAULT_NETWORK}",
-        key=DEFAULT_NETWORK,
-        driver="bridge",
-        labels={},
-        internal=False,
-        attachable=False,
-        external=False,
-        options={},
-    )
-
-
-def _networks(raw: Any, stack_name: str) -> dict[str, NetworkSpec]:
-    out: dict[str, NetworkSpec] = {}
-    for key, body, name, external in declared(raw, stack_name):
-        warnings: list[str] = []
-        driver = body.get("driver") or "bridge"
-        if driver == "overlay":
-            warnings.append(
-                f'network "{key}": driver "overlay" needs Swarm; the engine backend creates a '
-                '"bridge" network instead'
-            )
-            driver = "bridge"
-        if "ipam" in body:
-            warnings.append(f'network "{key}": ipam is not applied by the engine backend')
-        out[key] = NetworkSpec(
-            name=name,
-            key=key,
-            driver=str(driver),
-            labels=model.labels_dict(body.get("labels")),
-            internal=bool(body.get("internal")),
-            attachable=bool(body.get("attachable")),
-            external=external,
-            options=str_map(body.get("driver_opts")),
-            warnings=tuple(warnings),
-        )
-    return out
-
-
-def _volumes(raw: Any, stack_name: str) -> dict[str, VolumeSpec]:
-    out: dict[str, VolumeSpec] = {}
-    for key, body, name, external in declared(raw, stack_name):
-        warnings: list[str] = []
-        if "x-cluster-spec" in body:
-            warnings.append(
-                f'volume "{key}": x-cluster-spec is not applied by the engine backend '
-                "(Swarm cluster volumes only)"
-            )
-        out[key] = VolumeSpec(
-            name=name,
-            key=key,
-            driver=str(body.get("driver") or "local"),
-            driver_opts=str_map(body.get("driver_opts")),
-            labels=model.labels_dict(body.get("labels")),
-            external=external,
-            warnings=tuple(warnings),
-        )
-    return out
 
 
 # --------------------------------------------------------------------------- services
@@ -220,7 +141,7 @@ _SWARM_ONLY = "(Swarm only)"
 _CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
 
 
-class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
+class _Service(ServiceTranslator[EngineNetwork, EngineVolume]):
     """Translates one service; collects kwargs and warnings in compose-key order."""
 
     backend = "engine"
@@ -237,7 +158,7 @@ class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
         self.restart_set_by: str | None = None
         self.binds: dict[str, dict[str, str]] = {}  # short-syntax binds, by host path
 
-    def spec(self) -> ServiceSpec:
+    def spec(self) -> EngineService:
         self.apply(self._handlers(), ("secrets", "image", "environment"))
         self._environment()
         if "networks" not in self.config:
@@ -251,7 +172,7 @@ class _Service(ServiceTranslator[NetworkSpec, VolumeSpec]):
             "labels": self.labels,
             "stop_timeout": self.stop_timeout,
         }
-        return ServiceSpec(
+        return EngineService(
             name=self.name,
             image=image,
             replicas=self.replicas,

@@ -1,4 +1,4 @@
-"""composesecrets.backends.containerspec: compose service -> Docker SDK create kwargs.
+"""composesecrets.backends.engine.translate: compose service -> Docker SDK create kwargs.
 
 Every case goes through the real loader (``load_project`` on a file in ``tmp_path``), so the
 input is what a deploy sees. The kwargs are checked against the Docker SDK's own argument
@@ -14,15 +14,15 @@ from typing import Any
 import docker.models.containers as sdk_containers
 import docker.types
 import pytest
-from compose_helpers import load_stack
+from unit.compose_helpers import load_stack
 
-from composesecrets.backends import containerspec
-from composesecrets.backends.containerspec import ServiceSpec, parse_bytes, stack_specs
+from composesecrets.backends.engine import translate as containerspec
+from composesecrets.backends.engine.translate import EngineService, parse_bytes, stack_specs
 from composesecrets.compose.formats import is_go_duration, parse_go_duration
 from composesecrets.errors import InputError, InvalidComposeError
 
 IMAGE = "composesecrets-test/busybox:latest"
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "compose_v3.13.json"
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "compose_v3.13.json"
 
 
 def load(
@@ -32,12 +32,12 @@ def load(
     top: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
     stack: str = "st",
-) -> tuple[dict[str, ServiceSpec], dict[str, containerspec.NetworkSpec], dict[str, Any]]:
+) -> tuple[dict[str, EngineService], dict[str, containerspec.EngineNetwork], dict[str, Any]]:
     doc: dict[str, Any] = {"services": services, **(top or {})}
     return stack_specs(load_stack(tmp_path, doc, stack), stack, environ=environ or {})
 
 
-def one(tmp_path: Path, body: dict[str, Any], **kwargs: Any) -> ServiceSpec:
+def one(tmp_path: Path, body: dict[str, Any], **kwargs: Any) -> EngineService:
     services, _, _ = load(tmp_path, {"svc": {"image": IMAGE, **body}}, **kwargs)
     return services["svc"]
 
@@ -520,7 +520,7 @@ def test_fingerprint_tracks_what_makes_the_container(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- SDK contract
 
 
-def sdk_args(spec: ServiceSpec) -> dict[str, Any]:
+def sdk_args(spec: EngineService) -> dict[str, Any]:
     """What ``client.containers.create`` would send, built by the SDK itself (no daemon)."""
     kwargs = {**spec.create_kwargs, "image": spec.image, "version": "1.41"}
     return sdk_containers._create_container_args(kwargs)  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""composesecrets.backends.swarmspec: compose service -> Swarm ServiceSpec pieces; and the
+"""composesecrets.backends.swarm.translate: compose service -> Swarm ServiceSpec pieces; and the
 swarm backend's checks that need no daemon (not a manager, secret names).
 
 Every case goes through the real loader (``load_project`` on a file in ``tmp_path``).
@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
-from compose_helpers import load_stack
+from unit.compose_helpers import load_stack
 
 from composesecrets.backends import DeployRequest, get_backend
-from composesecrets.backends.swarm import SwarmBackend, swarm_secret_name
-from composesecrets.backends.swarmspec import SwarmNetwork, SwarmService, stack_specs
+from composesecrets.backends.swarm.backend import SwarmBackend
+from composesecrets.backends.swarm.swarm_secrets import swarm_secret_name
+from composesecrets.backends.swarm.translate import SwarmNetwork, SwarmService, stack_specs
 from composesecrets.compose.project import load_project
 from composesecrets.errors import BackendError, InputError, InvalidComposeError
 
@@ -344,9 +345,10 @@ def test_not_a_manager_is_a_backend_error_with_a_hint(
     project = load_project(["compose.yml"], environ={}, cwd=tmp_path, stack_name="st")
     client = _FakeClient(swarm)
     backend = SwarmBackend(client)
-    request = DeployRequest("st", {}, {}, {}, {}, model=project.stack)
+    assert project.stack is not None
+    plan = backend.plan(DeployRequest("st", project.stack))
     with pytest.raises(BackendError) as caught:
-        backend.preflight(request)
+        backend.preflight(plan)
     assert caught.value.exit_code == 8
     assert "swarm manager" in caught.value.message or "not a manager" in caught.value.message
     assert caught.value.hint is not None and needle in caught.value.hint

@@ -10,36 +10,21 @@ Nothing here ever writes a value anywhere else.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from composesecrets.errors import BackendError
+from composesecrets.model import SecretFile
 
 ROOT_DIR = Path("/run/composesecrets")
 MEMORY_FILESYSTEMS = frozenset(("tmpfs", "ramfs"))
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclass(frozen=True)
-class SecretFile:
-    """One secret reference to materialise: ``value`` is the plaintext (memory only)."""
-
-    source: str
-    target: str
-    uid: int
-    gid: int
-    mode: int
-    value: bytes
-
-    def __repr__(self) -> str:  # never show the value
-        return (
-            f"SecretFile({self.source!r} -> {self.target!r}, {self.uid}:{self.gid} {self.mode:o})"
-        )
 
 
 def _mount_fstype(path: Path) -> str | None:
@@ -152,3 +137,16 @@ def remove_directory(directory: Path) -> None:
 
 def stack_directory(root: Path, stack: str) -> Path:
     return root / stack
+
+
+def secret_archive(files: Iterable[SecretFile]) -> bytes:
+    """``--secret-delivery copy``: the same files as a tar made in memory (owners and modes
+    set), for ``put_archive`` into a container that has not started yet."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for item in files:
+            info = tarfile.TarInfo(item.target.lstrip("/"))
+            info.size = len(item.value)
+            info.uid, info.gid, info.mode = item.uid, item.gid, item.mode
+            tar.addfile(info, io.BytesIO(item.value))
+    return buffer.getvalue()

@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composesecrets import model
-from composesecrets.backends.servicecommon import (
+from composesecrets.backends.swarm.networks import SwarmNetwork, SwarmVolume
+from composesecrets.backends.swarm.networks import networks as make_networks
+from composesecrets.backends.swarm.networks import volumes as make_volumes
+from composesecrets.backends.translation import (
     DEFAULT_NETWORK,
     ServiceTranslator,
-    StackNetwork,
-    declared,
+)
+from composesecrets.backends.values import (
     fingerprint,
     short_port,
     str_map,
@@ -35,20 +38,13 @@ from composesecrets.backends.servicecommon import (
     text,
     ulimit_list,
 )
+from composesecrets.docker_rules import LABEL_NAMESPACE
 
 __all__ = [
-    "NAMESPACE_LABEL",
     "SwarmNetwork",
     "SwarmService",
     "stack_specs",
 ]
-
-NAMESPACE_LABEL = "com.docker.stack.namespace"
-
-
-@dataclass(frozen=True)
-class SwarmNetwork(StackNetwork):
-    """A network the stack uses; ``name`` is its name on the swarm."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +94,8 @@ def stack_specs(
     """
     environ = os.environ if environ is None else environ
     top = model.plain(dict(stack.config))
-    networks = _networks(top.get("networks"), stack_name)
-    volumes = _volumes(top.get("volumes"), stack_name)
+    networks = make_networks(top.get("networks"), stack_name)
+    volumes = make_volumes(top.get("volumes"), stack_name)
     services: dict[str, SwarmService] = {}
     for name, service in stack.services.items():
         body = model.plain(dict(service.config))
@@ -115,52 +111,6 @@ def stack_specs(
             default, DEFAULT_NETWORK, "overlay", {}, False, True, False, {}
         )
     return services, networks
-
-
-def _networks(raw: Any, stack_name: str) -> dict[str, SwarmNetwork]:
-    out: dict[str, SwarmNetwork] = {}
-    for key, body, name, external in declared(raw, stack_name):
-        warnings = []
-        driver = str(body.get("driver") or "overlay")
-        if "ipam" in body:
-            warnings.append(f'network "{key}": ipam is not applied by the swarm backend')
-        out[key] = SwarmNetwork(
-            name=name,
-            key=key,
-            driver=driver,
-            labels=model.labels_dict(body.get("labels")),
-            internal=bool(body.get("internal")),
-            # like docker stack: attachable only when asked; we always make ours attachable
-            # so that `docker run --network` can reach the stack for debugging
-            attachable=True if driver == "overlay" else bool(body.get("attachable")),
-            external=external,
-            options=str_map(body.get("driver_opts")),
-            warnings=tuple(warnings),
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class _Volume:
-    name: str
-    external: bool
-    driver: str | None
-    driver_opts: dict[str, str]
-    labels: dict[str, str]
-
-
-def _volumes(raw: Any, stack_name: str) -> dict[str, _Volume]:
-    out: dict[str, _Volume] = {}
-    for key, body, name, external in declared(raw, stack_name):
-        driver = body.get("driver")
-        out[key] = _Volume(
-            name,
-            external,
-            str(driver) if driver else None,
-            str_map(body.get("driver_opts")),
-            model.labels_dict(body.get("labels")),
-        )
-    return out
 
 
 # Keys a service may carry that the Swarm backend does not apply, with the reason.
@@ -194,7 +144,7 @@ _RESTART_TO_CONDITION = {
 }
 
 
-class _Service(ServiceTranslator[SwarmNetwork, _Volume]):
+class _Service(ServiceTranslator[SwarmNetwork, SwarmVolume]):
     """Translates one service; warnings in compose-key order."""
 
     backend = "swarm"
@@ -379,7 +329,7 @@ class _Service(ServiceTranslator[SwarmNetwork, _Volume]):
         if nocopy:
             options["NoCopy"] = True
         if not volume.external:
-            options["Labels"] = {**volume.labels, NAMESPACE_LABEL: self.stack_name}
+            options["Labels"] = {**volume.labels, LABEL_NAMESPACE: self.stack_name}
             if volume.driver or volume.driver_opts:
                 options["DriverConfig"] = {
                     "Name": volume.driver or "local",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from composesecrets.backends import delivery
-from composesecrets.backends.delivery import SecretFile
+from composesecrets.backends.engine import tmpfs as delivery
 from composesecrets.errors import BackendError
+from composesecrets.model import SecretFile
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to other uids needs root")
 

@@ -10,122 +10,58 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import io
 import json
-import os
 import secrets as token_source
-import tarfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from composesecrets.backends import (
     ContainerInfo,
     DeployRequest,
     DeployResult,
+    Plan,
     Progress,
     RemoveResult,
-    ServiceSecrets,
 )
-from composesecrets.backends import delivery as tmpfs
-from composesecrets.backends.containerspec import NetworkSpec, ServiceSpec, VolumeSpec
+from composesecrets.backends.docker_api import (
+    STOP_WORKERS,
+    LazyClient,
+    deploy_failed,
+    docker,
+    is_local_daemon,
+    parallel,
+    reason,
+    translated,
+)
+from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.engine.plan import EnginePlan, Replica, make_plan
+from composesecrets.docker_rules import (
+    LABEL_BACKEND,
+    LABEL_COMPOSE_NETWORK,
+    LABEL_COMPOSE_PROJECT,
+    LABEL_COMPOSE_SERVICE,
+    LABEL_COMPOSE_VOLUME,
+    LABEL_CONTAINER_NUMBER,
+    LABEL_DIR,
+    LABEL_HASH,
+    LABEL_REPLICAS,
+    LABEL_SERVICE,
+    LABEL_STACK,
+    LABEL_STOP,
+    LABEL_TARGETS,
+)
 from composesecrets.errors import (
     BackendError,
     ComposeSecretsError,
     ConflictError,
-    DeployFailedError,
+    InternalError,
     UsageError,
 )
 
-LABEL_STACK = "io.composesecrets.stack"
-LABEL_SERVICE = "io.composesecrets.service"
-LABEL_HASH = "io.composesecrets.config-hash"
-LABEL_DIR = "io.composesecrets.secret-dir"
-LABEL_TARGETS = "io.composesecrets.secrets"
-LABEL_REPLICAS = "io.composesecrets.replicas"
-LABEL_BACKEND = "io.composesecrets.backend"
-LABEL_NUMBER = "com.docker.compose.container-number"
-LABEL_STOP = "io.composesecrets.stop-timeout"
-STOP_WORKERS = 64
-WORKERS = 16  # engine calls are I/O bound; stops wait out grace periods in parallel
-
-T = TypeVar("T")
-
-
-def _docker() -> Any:
-    import docker
-
-    return docker
-
-
-def is_local_daemon(environ: Mapping[str, str] | None = None) -> bool:
-    host = (os.environ if environ is None else environ).get("DOCKER_HOST", "")
-    return not host or host.startswith("unix://")
-
-
-@contextlib.contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Turn Docker SDK / transport errors into BackendError with the engine's reason."""
-    docker = _docker()
-    try:
-        yield
-    except ComposeSecretsError:
-        raise
-    except docker.errors.NotFound as exc:
-        raise BackendError(f"{what}: {_reason(exc)}") from None
-    except docker.errors.APIError as exc:
-        raise BackendError(f"{what}: {_reason(exc)}") from None
-    except docker.errors.DockerException as exc:
-        raise BackendError(
-            f"{what}: cannot talk to the Docker Engine ({exc})",
-            hint="is dockerd running? check `docker info` (developers: `make engine`)",
-        ) from None
-    except OSError as exc:
-        raise BackendError(f"{what}: {exc}") from None
-
-
-def _reason(exc: Any) -> str:
-    explanation = getattr(exc, "explanation", None)
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode("utf-8", "replace")
-    return str(explanation or exc).strip()
-
-
-class LazyClient:
-    """A backend's Docker SDK client: the one it was given, else one made from the
-    environment on first use (and pinged, so that an unreachable engine fails at once)."""
-
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            with translated("connecting to the Docker Engine"):
-                self._client = _docker().from_env(timeout=120, max_pool_size=STOP_WORKERS)
-                self._client.ping()
-        return self._client
-
-
-def deploy_failed(stack: str, exc: ComposeSecretsError) -> DeployFailedError:
-    """The error of a deploy of ``stack`` that failed with ``exc`` and was undone."""
-    return DeployFailedError(
-        f"deploy of stack {stack} failed: {exc.message}; the changes of this run were undone",
-        hint=exc.hint,
-    )
-
-
-@dataclass
-class _Desired:
-    name: str
-    service: ServiceSpec
-    number: int
-    config_hash: str
-    secrets: ServiceSecrets
+__all__ = ["EngineBackend", "EnginePlan"]
 
 
 @dataclass
@@ -178,32 +114,18 @@ class EngineBackend(LazyClient):
         return sorted(n for n in names if n)
 
     # ------------------------------------------------------------------ deploy
-    def _desired(self, request: DeployRequest) -> list[_Desired]:
-        out = []
-        for name, spec in request.services.items():
-            secrets = request.secrets.get(name, ServiceSecrets((), ()))
-            material = json.dumps(
-                {
-                    "spec": spec.fingerprint,
-                    "secrets": [[f.target, f.uid, f.gid, f.mode] for f in secrets.files],
-                    "versions": list(secrets.versions),
-                    "delivery": request.delivery,
-                },
-                sort_keys=True,
-            )
-            config_hash = hashlib.sha256(material.encode()).hexdigest()
-            for number in range(1, spec.replicas + 1):
-                out.append(
-                    _Desired(f"{request.stack}_{name}_{number}", spec, number, config_hash, secrets)
-                )
-        return out
+    def plan(self, request: DeployRequest) -> EnginePlan:
+        return make_plan(request)
 
-    def warnings(self, request: DeployRequest) -> list[str]:
-        notes = [w for spec in request.services.values() for w in spec.warnings]
-        notes += [w for net in request.networks.values() for w in net.warnings]
-        return notes + [w for vol in request.volumes.values() for w in vol.warnings]
+    @staticmethod
+    def _own(plan: Plan) -> EnginePlan:
+        if not isinstance(plan, EnginePlan):
+            raise InternalError(f"the engine backend was given a {type(plan).__name__}")
+        return plan
 
-    def preflight(self, request: DeployRequest) -> None:
+    def preflight(self, plan: Plan) -> None:
+        plan = self._own(plan)
+        request = plan.request
         if request.delivery == "tmpfs" and not is_local_daemon():
             raise UsageError(
                 "the Docker Engine is not local (DOCKER_HOST points elsewhere), so secret files "
@@ -212,20 +134,20 @@ class EngineBackend(LazyClient):
                 "(plaintext then sits in each container's writable layer on that host)",
             )
         client = self.client
-        images = {spec.image: name for name, spec in request.services.items() if spec.replicas}
-        docker = _docker()
+        images = {spec.image: name for name, spec in plan.services.items() if spec.replicas}
+        sdk = docker()
         for image, service in images.items():
             try:
                 client.images.get(image)
-            except docker.errors.ImageNotFound:
+            except sdk.errors.ImageNotFound:
                 self._pull(image, service)
-            except docker.errors.APIError as exc:
-                raise BackendError(f'service "{service}": image {image}: {_reason(exc)}') from None
+            except sdk.errors.APIError as exc:
+                raise BackendError(f'service "{service}": image {image}: {reason(exc)}') from None
         with translated("checking names on the engine"):
-            for want in self._desired(request):
+            for want in plan.replicas():
                 try:
                     other = client.containers.get(want.name)
-                except docker.errors.NotFound:
+                except sdk.errors.NotFound:
                     continue
                 owner = (other.labels or {}).get(LABEL_STACK)
                 if owner != request.stack:
@@ -234,11 +156,11 @@ class EngineBackend(LazyClient):
                         f"a container named {want.name} already exists and belongs to {where}",
                         hint="remove or rename it, or deploy under another stack name",
                     )
-            for net in request.networks.values():
+            for net in plan.networks.values():
                 if net.external:
                     try:
                         client.networks.get(net.name)
-                    except docker.errors.NotFound:
+                    except sdk.errors.NotFound:
                         raise BackendError(
                             f"external network {net.name} does not exist",
                             hint=f"create it first: docker network create {net.name}",
@@ -253,17 +175,19 @@ class EngineBackend(LazyClient):
                         )
 
     def _pull(self, image: str, service: str) -> None:
-        docker = _docker()
+        sdk = docker()
         try:
             self.client.images.pull(image)
-        except docker.errors.DockerException as exc:
+        except sdk.errors.DockerException as exc:
             raise BackendError(
                 f'service "{service}": image {image} is not on this engine and cannot be '
-                f"pulled: {_reason(exc)}",
+                f"pulled: {reason(exc)}",
                 hint="build or load the image first (docker build / docker load / docker import)",
             ) from None
 
-    def deploy(self, request: DeployRequest, progress: Progress) -> DeployResult:
+    def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
+        plan = self._own(plan)
+        request = plan.request
         run = _Run()
         root = tmpfs.runtime_root() if request.delivery == "tmpfs" else None
         existing = {c.name: c for c in self._stack_containers(request.stack)}
@@ -271,15 +195,15 @@ class EngineBackend(LazyClient):
             # a replacement left behind by an interrupted run: never started as the real one
             progress(name, "removing leftover")
             self._retire(existing.pop(name), root)
-        desired = self._desired(request)
+        desired = plan.replicas()
         try:
-            networks_created = self._networks(request, run, progress)
-            self._volumes(request, progress)
+            networks_created = self._networks(plan, run, progress)
+            self._volumes(plan, progress)
             created: list[str] = []
             recreated: list[str] = []
             unchanged: list[str] = []
             outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged}
-            for level in _levels(request.services):
+            for level in plan.levels:
                 # services of a level in parallel; the replicas of one service one at a time,
                 # so that a replacement is running before the next old replica stops
                 def replicas(service: str) -> list[tuple[str, str]]:
@@ -293,15 +217,15 @@ class EngineBackend(LazyClient):
                     ]
 
                 jobs = [functools.partial(replicas, name) for name in sorted(level)]
-                for done in _parallel(jobs):
+                for done in parallel(jobs):
                     for name, outcome in done:
                         outcomes[outcome].append(name)
-            self._check_running(request, run)
+            self._check_running(run)
         except ComposeSecretsError as exc:
             self._undo(run, progress)
             raise deploy_failed(request.stack, exc) from None
         removed = self._remove_extra(desired, existing, root, progress)
-        self._remove_unused_networks(request, progress)
+        self._remove_unused_networks(plan, progress)
         return DeployResult(
             request.stack,
             tuple(created),
@@ -311,10 +235,11 @@ class EngineBackend(LazyClient):
             tuple(networks_created),
         )
 
-    def _networks(self, request: DeployRequest, run: _Run, progress: Progress) -> list[str]:
+    def _networks(self, plan: EnginePlan, run: _Run, progress: Progress) -> list[str]:
+        request = plan.request
         made = []
         client = self.client
-        for net in request.networks.values():
+        for net in plan.networks.values():
             if net.external:
                 continue
             with translated(f"network {net.name}"):
@@ -330,8 +255,8 @@ class EngineBackend(LazyClient):
                     labels={
                         **net.labels,
                         LABEL_STACK: request.stack,
-                        "com.docker.compose.project": request.stack,
-                        "com.docker.compose.network": net.key,
+                        LABEL_COMPOSE_PROJECT: request.stack,
+                        LABEL_COMPOSE_NETWORK: net.key,
                     },
                     check_duplicate=True,
                 )
@@ -339,17 +264,18 @@ class EngineBackend(LazyClient):
             made.append(net.name)
         return made
 
-    def _volumes(self, request: DeployRequest, progress: Progress) -> None:
+    def _volumes(self, plan: EnginePlan, progress: Progress) -> None:
+        request = plan.request
         client = self.client
-        docker = _docker()
-        for vol in request.volumes.values():
+        sdk = docker()
+        for vol in plan.volumes.values():
             if vol.external:
                 continue
             with translated(f"volume {vol.name}"):
                 try:
                     client.volumes.get(vol.name)
                     continue
-                except docker.errors.NotFound:
+                except sdk.errors.NotFound:
                     pass
                 progress(vol.name, "creating volume")
                 client.volumes.create(
@@ -359,15 +285,15 @@ class EngineBackend(LazyClient):
                     labels={
                         **vol.labels,
                         LABEL_STACK: request.stack,
-                        "com.docker.compose.project": request.stack,
-                        "com.docker.compose.volume": vol.key,
+                        LABEL_COMPOSE_PROJECT: request.stack,
+                        LABEL_COMPOSE_VOLUME: vol.key,
                     },
                 )
 
     def _converge(
         self,
         request: DeployRequest,
-        want: _Desired,
+        want: Replica,
         current: Any,
         root: Path | None,
         run: _Run,
@@ -390,10 +316,10 @@ class EngineBackend(LazyClient):
             self._start(want, container)
             return "created"
         progress(want.name, "replacing")
-        if _publishes_ports(want.service):
+        if want.publishes_ports:
             # the host port is taken by the old container: stop it first, restart it on failure
             with translated(f"stopping {want.name}"):
-                current.stop(timeout=_stop_timeout(want.service))
+                current.stop(timeout=want.stop_timeout)
             with run.lock:
                 run.stopped.append(current)
             new = self._create(request, want, f"{want.name}-next", root, run)
@@ -402,7 +328,7 @@ class EngineBackend(LazyClient):
             new = self._create(request, want, f"{want.name}-next", root, run)
             self._start(want, new)
             with translated(f"stopping {want.name}"):
-                current.stop(timeout=_stop_timeout(want.service))
+                current.stop(timeout=want.stop_timeout)
         self._retire(current, root)
         with translated(f"renaming {want.name}-next"):
             new.rename(want.name)
@@ -416,9 +342,8 @@ class EngineBackend(LazyClient):
         return tmpfs.stack_directory(root, stack) / token
 
     def _create(
-        self, request: DeployRequest, want: _Desired, name: str, root: Path | None, run: _Run
+        self, request: DeployRequest, want: Replica, name: str, root: Path | None, run: _Run
     ) -> Any:
-        docker = _docker()
         spec = want.service
         token = token_source.token_hex(8)
         kwargs = dict(spec.create_kwargs)
@@ -430,15 +355,15 @@ class EngineBackend(LazyClient):
             with run.lock:
                 run.created_dirs.append(directory)
             mounts += [
-                docker.types.Mount(target=target, source=str(path), type="bind", read_only=True)
+                docker().types.Mount(target=target, source=str(path), type="bind", read_only=True)
                 for target, path in placed.items()
             ]
         networks = list(spec.networks.items())
         labels = {
             **spec.labels,
-            "com.docker.compose.project": request.stack,
-            "com.docker.compose.service": spec.name,
-            LABEL_NUMBER: str(want.number),
+            LABEL_COMPOSE_PROJECT: request.stack,
+            LABEL_COMPOSE_SERVICE: spec.name,
+            LABEL_CONTAINER_NUMBER: str(want.number),
             LABEL_STACK: request.stack,
             LABEL_SERVICE: spec.name,
             LABEL_HASH: want.config_hash,
@@ -446,7 +371,7 @@ class EngineBackend(LazyClient):
             LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files]),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,
-            LABEL_STOP: str(_stop_timeout(spec)),
+            LABEL_STOP: str(want.stop_timeout),
         }
         extra: dict[str, Any] = {}
         if networks:
@@ -470,28 +395,16 @@ class EngineBackend(LazyClient):
             for net_name, aliases in networks[1:]:
                 self.client.networks.get(net_name).connect(container, aliases=list(aliases))
         if root is None and want.secrets.files:
-            self._copy_in(container, want.secrets.files)
+            # --secret-delivery copy: extracted by the engine before the container starts
+            with translated(f"copying secrets into {container.name}"):
+                container.put_archive("/", tmpfs.secret_archive(want.secrets.files))
         return container
 
-    def _copy_in(self, container: Any, files: Sequence[tmpfs.SecretFile]) -> None:
-        """--secret-delivery copy: a tar made in memory, extracted by the engine before start."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for item in files:
-                info = tarfile.TarInfo(item.target.lstrip("/"))
-                info.size = len(item.value)
-                info.uid, info.gid, info.mode = item.uid, item.gid, item.mode
-                tar.addfile(info, io.BytesIO(item.value))
-        with translated(f"copying secrets into {container.name}"):
-            container.put_archive("/", buffer.getvalue())
-        buffer.seek(0)
-        buffer.truncate()
-
-    def _start(self, want: _Desired, container: Any) -> None:
+    def _start(self, want: Replica, container: Any) -> None:
         with translated(f'service "{want.service.name}": starting {container.name}'):
             container.start()
 
-    def _check_running(self, request: DeployRequest, run: _Run) -> None:
+    def _check_running(self, run: _Run) -> None:
         for container in run.created_containers:
             with translated(f"checking {container.name}"):
                 container.reload()
@@ -512,7 +425,7 @@ class EngineBackend(LazyClient):
             tmpfs.remove_directory(directory)
 
     def _undo(self, run: _Run, progress: Progress) -> None:
-        quiet = contextlib.suppress(_docker().errors.DockerException)
+        quiet = contextlib.suppress(docker().errors.DockerException)
         for container in reversed(run.created_containers):
             progress(container.name, "removing (undo)")
             with quiet:
@@ -530,7 +443,7 @@ class EngineBackend(LazyClient):
 
     def _remove_extra(
         self,
-        desired: Sequence[_Desired],
+        desired: Sequence[Replica],
         existing: Mapping[str, Any],
         root: Path | None,
         progress: Progress,
@@ -545,8 +458,9 @@ class EngineBackend(LazyClient):
             gone.append(name)
         return gone
 
-    def _remove_unused_networks(self, request: DeployRequest, progress: Progress) -> None:
-        wanted = {n.name for n in request.networks.values()}
+    def _remove_unused_networks(self, plan: EnginePlan, progress: Progress) -> None:
+        request = plan.request
+        wanted = {n.name for n in plan.networks.values()}
         with translated("listing networks"):
             nets = self.client.networks.list(filters={"label": f"{LABEL_STACK}={request.stack}"})
         for net in nets:
@@ -570,7 +484,7 @@ class EngineBackend(LazyClient):
             return str(container.name)
 
         # stops mostly wait out grace periods: let them all wait at once
-        names = _parallel([functools.partial(retire, c) for c in containers], STOP_WORKERS)
+        names = parallel([functools.partial(retire, c) for c in containers], STOP_WORKERS)
         with translated(f"removing networks of stack {stack}"):
             nets = self.client.networks.list(filters={"label": f"{LABEL_STACK}={stack}"})
             removed_nets = []
@@ -580,45 +494,3 @@ class EngineBackend(LazyClient):
                 removed_nets.append(net.name)
         tmpfs.remove_directory(tmpfs.stack_directory(root, stack))
         return RemoveResult(stack, tuple(names), tuple(removed_nets))
-
-
-def _publishes_ports(spec: ServiceSpec) -> bool:
-    ports = spec.create_kwargs.get("ports") or {}
-    return any(v is not None for v in ports.values()) if isinstance(ports, Mapping) else bool(ports)
-
-
-def _stop_timeout(spec: ServiceSpec) -> int:
-    return spec.stop_timeout if spec.stop_timeout is not None else 10
-
-
-def _levels(services: Mapping[str, ServiceSpec]) -> list[set[str]]:
-    """Services grouped so that each group depends only on earlier groups."""
-    remaining = {name: set(spec.depends_on) & set(services) for name, spec in services.items()}
-    levels: list[set[str]] = []
-    done: set[str] = set()
-    while remaining:
-        ready = {name for name, deps in remaining.items() if deps <= done}
-        if not ready:
-            cycle = ", ".join(sorted(remaining))
-            raise UsageError(f"depends_on forms a cycle between services: {cycle}")
-        levels.append(ready)
-        done |= ready
-        for name in ready:
-            del remaining[name]
-    return levels
-
-
-def _parallel(jobs: Sequence[Callable[[], T]], workers: int = WORKERS) -> list[T]:
-    """Run jobs on a thread pool; re-raise the first error after all have finished."""
-    if len(jobs) <= 1:
-        return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        futures = [pool.submit(job) for job in jobs]
-        errors = [f.exception() for f in futures]
-    for error in errors:
-        if error is not None:
-            raise error
-    return [f.result() for f in futures]
-
-
-__all__ = ["EngineBackend", "NetworkSpec", "VolumeSpec", "is_local_daemon"]

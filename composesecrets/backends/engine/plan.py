@@ -1,0 +1,110 @@
+"""The engine backend's plan: the request translated once (:mod:`.translate`), the start
+order of its services, and per replica the wanted container with its configuration hash.
+Pure: no Docker calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from composesecrets.backends import DeployRequest, Plan, ServiceSecrets
+from composesecrets.backends.engine.translate import (
+    EngineNetwork,
+    EngineService,
+    EngineVolume,
+    stack_specs,
+)
+from composesecrets.errors import InvalidComposeError
+
+__all__ = ["EnginePlan", "Replica", "levels", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One container the plan wants: ``<stack>_<service>_<number>``."""
+
+    name: str
+    service: EngineService
+    number: int
+    config_hash: str
+    secrets: ServiceSecrets
+
+    @property
+    def publishes_ports(self) -> bool:
+        """True when it binds host ports (a replacement must wait for the old one to stop)."""
+        ports = self.service.create_kwargs.get("ports") or {}
+        if isinstance(ports, Mapping):
+            return any(v is not None for v in ports.values())
+        return bool(ports)
+
+    @property
+    def stop_timeout(self) -> int:
+        """Seconds ``stop`` waits before SIGKILL (``stop_grace_period``, default 10)."""
+        timeout = self.service.stop_timeout
+        return timeout if timeout is not None else 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnginePlan(Plan):
+    services: Mapping[str, EngineService]
+    networks: Mapping[str, EngineNetwork]
+    volumes: Mapping[str, EngineVolume]
+    levels: tuple[frozenset[str], ...]  # services by start order (depends_on)
+
+    def replicas(self) -> list[Replica]:
+        """The wanted containers; the hash covers the spec, secret targets/owners/modes and
+        versions, and the delivery (a new secret version recreates the container)."""
+        request = self.request
+        out = []
+        for name, spec in self.services.items():
+            secrets = request.secrets_of(name)
+            material = json.dumps(
+                {
+                    "spec": spec.fingerprint,
+                    "secrets": [[f.target, f.uid, f.gid, f.mode] for f in secrets.files],
+                    "versions": list(secrets.versions),
+                    "delivery": request.delivery,
+                },
+                sort_keys=True,
+            )
+            config_hash = hashlib.sha256(material.encode()).hexdigest()
+            for number in range(1, spec.replicas + 1):
+                out.append(
+                    Replica(f"{request.stack}_{name}_{number}", spec, number, config_hash, secrets)
+                )
+        return out
+
+
+def make_plan(request: DeployRequest) -> EnginePlan:
+    services, networks, volumes = stack_specs(request.model, request.stack)
+    warnings = [w for spec in services.values() for w in spec.warnings]
+    warnings += [w for net in networks.values() for w in net.warnings]
+    warnings += [w for vol in volumes.values() for w in vol.warnings]
+    return EnginePlan(
+        request=request,
+        warnings=tuple(warnings),
+        services=services,
+        networks=networks,
+        volumes=volumes,
+        levels=levels(services),
+    )
+
+
+def levels(services: Mapping[str, EngineService]) -> tuple[frozenset[str], ...]:
+    """Services grouped so that each group depends only on earlier groups."""
+    remaining = {name: set(spec.depends_on) & set(services) for name, spec in services.items()}
+    out: list[frozenset[str]] = []
+    done: set[str] = set()
+    while remaining:
+        ready = frozenset(name for name, deps in remaining.items() if deps <= done)
+        if not ready:
+            cycle = ", ".join(sorted(remaining))
+            raise InvalidComposeError(f"depends_on forms a cycle between services: {cycle}")
+        out.append(ready)
+        done |= ready
+        for name in ready:
+            del remaining[name]
+    return tuple(out)

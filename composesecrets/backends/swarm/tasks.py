@@ -1,0 +1,196 @@
+"""Waiting on Swarm: until the tasks of changed services run their new configuration, until
+removed services have no task or container left, and a network removal that waits while the
+engine detaches task endpoints. Polls with the low-level API (``client.api``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from composesecrets.backends.docker_api import docker, parallel, reason, translated
+from composesecrets.docker_rules import LABEL_HASH
+from composesecrets.errors import BackendError
+
+__all__ = ["Change", "converged", "remove_network", "stop_local_tasks", "wait_gone",
+           "wait_running"]  # fmt: skip
+
+ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
+FAILED = ("failed", "rejected")
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A service this deploy created or updated, and the configuration it must run."""
+
+    key: str
+    service_id: str
+    config_hash: str
+    replicas: int | None  # None: global
+
+
+def tasks_of(client: Any, service_ids: Iterable[str], **filters: Any) -> list[dict[str, Any]]:
+    ids = sorted(set(service_ids))
+    if not ids:
+        return []
+    with translated("listing tasks"):
+        found: list[dict[str, Any]] = client.api.tasks(filters={"service": ids, **filters})
+    return found
+
+
+def wait_running(client: Any, changes: list[Change], timeout: float, poll: float) -> None:
+    """Wait until the tasks of the changed services run the new configuration."""
+    if not changes:
+        return
+    by_id = {c.service_id: c for c in changes}
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = tasks_of(client, by_id)
+        with translated("inspecting services"):
+            services = {s["ID"]: s for s in client.api.services(filters={"id": sorted(by_id)})}
+        waiting: dict[str, str] = {}
+        for change in by_id.values():
+            mine = [t for t in tasks if t.get("ServiceID") == change.service_id]
+            state = converged(change, mine, services.get(change.service_id))
+            if state is not None:
+                waiting[change.key] = state
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            detail = "; ".join(f'service "{k}": {v}' for k, v in sorted(waiting.items()))
+            raise BackendError(
+                f"tasks not running after {timeout:.0f}s: {detail}",
+                hint="see docker service ps --no-trunc <service>",
+            )
+        time.sleep(poll)
+
+
+def converged(
+    change: Change, tasks: list[dict[str, Any]], service: Mapping[str, Any] | None
+) -> str | None:
+    """None when the service runs its new configuration, else what it is waiting for.
+
+    Raises BackendError when a task of the new configuration failed or was rejected, or
+    when Swarm paused or rolled back the update.
+    """
+    update = (service or {}).get("UpdateStatus") or {}
+    if update.get("State") in ("paused", "rollback_started", "rollback_completed"):
+        raise BackendError(
+            f'service "{change.key}": update {update.get("State")}: '
+            f"{update.get('Message') or 'see docker service ps'}"
+        )
+    new = [
+        t
+        for t in tasks
+        if (((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}).get(LABEL_HASH)
+        == change.config_hash
+    ]
+    for task in new:
+        status = task.get("Status") or {}
+        if status.get("State") in FAILED:
+            why = status.get("Err") or status.get("Message") or status.get("State")
+            raise BackendError(f'service "{change.key}": task {task["ID"][:12]} failed: {why}')
+    running = [
+        t
+        for t in new
+        if t.get("DesiredState") == "running"
+        and (t.get("Status") or {}).get("State") in ("running", "complete")
+    ]
+    others = [t for t in tasks if t.get("DesiredState") == "running" and t not in running]
+    if change.replicas is not None:
+        if len(running) >= change.replicas and not others:
+            return None
+        return f"{len(running)}/{change.replicas} running"
+    if running and not others:
+        return None
+    return f"{len(running)} running, {len(others)} not yet"
+
+
+def stop_local_tasks(client: Any, services: list[dict[str, Any]]) -> None:
+    """Stop and remove this node's containers of removed services at once.
+
+    Swarm would do the same, but only after its dispatcher reached the node's agent
+    (seconds on a busy node); the grace period of each service is kept. Containers on
+    other nodes are left to Swarm. Best effort: the agent may be removing them too.
+    """
+    grace = {
+        s["ID"]: int(
+            (((s.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get(
+                "StopGracePeriod", 10 * 10**9
+            )
+            // 10**9
+        )
+        for s in services
+    }
+    if not grace:
+        return
+    api = client.api
+    sdk = docker()
+    with translated("listing task containers"):
+        found = [
+            (c["Id"], grace[label])
+            for c in api.containers(all=True, filters={"label": SERVICE_ID_LABEL})
+            if (label := (c.get("Labels") or {}).get(SERVICE_ID_LABEL)) in grace
+        ]
+
+    def retire(container_id: str, timeout: int) -> None:
+        with contextlib.suppress(sdk.errors.APIError):
+            api.stop(container_id, timeout=timeout)
+        with contextlib.suppress(sdk.errors.APIError):
+            api.remove_container(container_id, force=True)
+
+    parallel([functools.partial(retire, cid, timeout) for cid, timeout in found])
+
+
+def wait_gone(client: Any, service_ids: list[str], timeout: float, poll: float) -> None:
+    """Wait until no task or container of the services is left (on this node)."""
+    if not service_ids:
+        return
+    ids = set(service_ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        # not filtered by service: the engine refuses filters naming removed services
+        with translated("listing tasks"):
+            everything = client.api.tasks()
+        tasks = [
+            t
+            for t in everything
+            if t.get("ServiceID") in ids and (t.get("Status") or {}).get("State") in ACTIVE
+        ]
+        with translated("listing task containers"):
+            containers = [
+                c
+                for c in client.api.containers(all=True, filters={"label": SERVICE_ID_LABEL})
+                if (c.get("Labels") or {}).get(SERVICE_ID_LABEL) in ids
+            ]
+        if not tasks and not containers:
+            return
+        if time.monotonic() > deadline:
+            raise BackendError(
+                f"{len(tasks)} task(s) and {len(containers)} container(s) of removed "
+                f"services still there after {timeout:.0f}s",
+                hint="run the command again once `docker service ps` shows them gone",
+            )
+        time.sleep(poll)
+
+
+def remove_network(client: Any, network_id: str, name: str, poll: float,
+                   timeout: float = 30.0) -> None:  # fmt: skip
+    """Remove a network, retrying while the engine still detaches task endpoints."""
+    sdk = docker()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.api.remove_network(network_id)
+            return
+        except sdk.errors.NotFound:
+            return
+        except sdk.errors.APIError as exc:
+            if time.monotonic() > deadline or "active endpoints" not in reason(exc):
+                raise BackendError(f"removing network {name}: {reason(exc)}") from None
+        time.sleep(poll)

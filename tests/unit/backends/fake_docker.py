@@ -1,0 +1,517 @@
+"""An in-memory Docker Engine behind the docker SDK client surface the backends use.
+
+``FakeDocker()`` is passed where a backend takes its client (``EngineBackend(FakeDocker())``,
+``SwarmBackend(FakeDocker(swarm=True))``), so that the real backend code runs in unit tests:
+containers (create/start/stop/rename/remove/reload/put_archive), networks, volumes, images,
+and the low-level ``client.api`` calls of the Swarm backend (services, tasks, secrets,
+networks, containers, info). Errors are the SDK's own classes (``docker.errors.NotFound``,
+``APIError`` with the engine's explanation, ``ImageNotFound``).
+
+Tasks converge at once: creating or updating a service gives it running tasks with the new
+ContainerSpec; the old ones are shut down. Failures are injected with :meth:`FakeDocker.fail`
+(an API error on the next matching call) and :attr:`FakeDocker.exit_codes` (a container of
+that image exits right after it starts). :attr:`FakeDocker.calls` records every mutating call
+as ``(operation, object name)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.errors
+import requests
+
+__all__ = ["FakeDocker"]
+
+_ids = itertools.count(1)
+
+
+def new_id() -> str:
+    return f"{next(_ids):064x}"
+
+
+def api_error(message: str, status: int = 500) -> docker.errors.APIError:
+    response = requests.Response()
+    response.status_code = status
+    cls = docker.errors.NotFound if status == 404 else docker.errors.APIError
+    return cls(message, response=response, explanation=message)
+
+
+def _label_match(labels: Mapping[str, str] | None, wanted: Any) -> bool:
+    """Docker's ``label`` filter: ``key`` or ``key=value``, one or a list (all must match)."""
+    labels = labels or {}
+    for item in wanted if isinstance(wanted, list) else [wanted]:
+        key, sep, value = str(item).partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
+@dataclass
+class Failure:
+    operation: str
+    name: str | None
+    message: str
+    times: int
+
+
+class FakeContainer:
+    def __init__(self, engine: FakeDocker, name: str, image: str, labels: dict[str, str],
+                 kwargs: dict[str, Any]) -> None:  # fmt: skip
+        self.engine = engine
+        self.id = new_id()
+        self.name = name
+        self.image = image
+        self.labels = dict(labels)
+        self.kwargs = kwargs
+        self.status = "created"
+        self.exit_code = 0
+        self.networks: dict[str, list[str]] = {}
+        self.archives: list[bytes] = []  # put_archive payloads (copy delivery)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "Config": {"Image": self.image, "Labels": dict(self.labels)},
+            "State": {"Status": self.status, "ExitCode": self.exit_code, "Error": ""},
+        }
+
+    def _check(self, operation: str) -> None:
+        self.engine._call(operation, self.name)
+        if self.engine.containers_by_id.get(self.id) is not self:
+            raise api_error(f"No such container: {self.name}", 404)
+
+    def start(self) -> None:
+        self._check("container.start")
+        code = self.engine.exit_codes.get(self.image)
+        if code is None:
+            self.status = "running"
+        else:
+            self.status, self.exit_code = "exited", code
+
+    def stop(self, timeout: int = 10) -> None:
+        self._check("container.stop")
+        self.engine.stop_timeouts[self.name] = timeout
+        if self.status == "running":
+            self.status = "exited"
+
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        self._check("container.remove")
+        if self.status == "running" and not force:
+            raise api_error(f"cannot remove running container {self.name}", 409)
+        del self.engine.containers_by_id[self.id]
+        for net in self.engine.networks_by_id.values():
+            net.endpoints.discard(self.id)
+
+    def rename(self, name: str) -> None:
+        self._check("container.rename")
+        if self.engine.find_container(name) is not None:
+            raise api_error(f'Conflict. The container name "/{name}" is already in use', 409)
+        self.name = name
+
+    def reload(self) -> None:
+        self._check("container.reload")
+
+    def put_archive(self, path: str, data: bytes) -> bool:
+        self._check("container.put_archive")
+        self.archives.append(bytes(data))
+        return True
+
+
+class FakeNetwork:
+    def __init__(self, engine: FakeDocker, name: str, driver: str, labels: dict[str, str],
+                 options: dict[str, Any]) -> None:  # fmt: skip
+        self.engine = engine
+        self.id = new_id()
+        self.name = name
+        self.driver = driver
+        self.labels = dict(labels)
+        self.options = options
+        self.endpoints: set[str] = set()  # container ids
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {"Id": self.id, "Name": self.name, "Driver": self.driver,
+                "Labels": dict(self.labels)}  # fmt: skip
+
+    def connect(self, container: FakeContainer, aliases: list[str] | None = None) -> None:
+        self.engine._call("network.connect", self.name)
+        self.endpoints.add(container.id)
+        container.networks[self.name] = list(aliases or [])
+
+    def remove(self) -> None:
+        self.engine.remove_network(self.id)
+
+
+class _Containers:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None) -> list[Any]:
+        found = [c for c in self.engine.containers_by_id.values() if all or c.status == "running"]
+        if filters and "label" in filters:
+            found = [c for c in found if _label_match(c.labels, filters["label"])]
+        return found
+
+    def get(self, name: str) -> FakeContainer:
+        found = self.engine.find_container(name)
+        if found is None:
+            raise api_error(f"No such container: {name}", 404)
+        return found
+
+    def create(self, image: str, name: str, labels: dict[str, str] | None = None,
+               network: str | None = None, networking_config: Any = None,
+               **kwargs: Any) -> FakeContainer:  # fmt: skip
+        self.engine._call("container.create", name)
+        if image not in self.engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        if self.engine.find_container(name) is not None:
+            raise api_error(f'Conflict. The container name "/{name}" is already in use', 409)
+        container = FakeContainer(self.engine, name, image, labels or {}, kwargs)
+        self.engine.containers_by_id[container.id] = container
+        if network is not None:  # attached as part of the create call
+            aliases = ((networking_config or {}).get(network) or {}).get("Aliases") or []
+            net = self.engine.network_named(network)
+            net.endpoints.add(container.id)
+            container.networks[net.name] = list(aliases)
+        return container
+
+
+class _Networks:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def list(self, names: Iterable[str] | None = None,
+             filters: Mapping[str, Any] | None = None) -> list[FakeNetwork]:  # fmt: skip
+        found = list(self.engine.networks_by_id.values())
+        if names is not None:
+            # like the engine: a name filter matches substrings
+            found = [n for n in found if any(x in n.name for x in names)]
+        if filters and "label" in filters:
+            found = [n for n in found if _label_match(n.labels, filters["label"])]
+        return found
+
+    def get(self, name: str) -> FakeNetwork:
+        return self.engine.network_named(name)
+
+    def create(self, name: str, driver: str = "bridge", labels: dict[str, str] | None = None,
+               **kwargs: Any) -> FakeNetwork:  # fmt: skip
+        return self.engine.create_network(name, driver, labels or {}, kwargs)
+
+
+class _Volumes:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def get(self, name: str) -> dict[str, Any]:
+        if name not in self.engine.volume_store:
+            raise api_error(f"get {name}: no such volume", 404)
+        return self.engine.volume_store[name]
+
+    def create(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        self.engine._call("volume.create", name)
+        self.engine.volume_store[name] = {"Name": name, **kwargs}
+        return self.engine.volume_store[name]
+
+
+class _Images:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def get(self, image: str) -> str:
+        if image not in self.engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        return image
+
+    def pull(self, image: str) -> str:
+        self.engine._call("image.pull", image)
+        if image not in self.engine.pullable:
+            raise api_error(f"pull access denied for {image}, repository does not exist", 404)
+        self.engine.image_names.add(image)
+        return image
+
+
+@dataclass
+class _Created:
+    id: str
+
+
+class _Secrets:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def create(self, name: str, data: bytes, labels: dict[str, str] | None = None) -> _Created:
+        self.engine._call("secret.create", name)
+        if any(s["Spec"]["Name"] == name for s in self.engine.secret_store.values()):
+            raise api_error(f"rpc error: code = AlreadyExists desc = secret {name} already exists",
+                            409)  # fmt: skip
+        secret_id = new_id()[-25:]
+        self.engine.secret_store[secret_id] = {
+            "ID": secret_id,
+            "Spec": {"Name": name, "Labels": dict(labels or {})},
+        }
+        self.engine.secret_data[secret_id] = bytes(data)
+        return _Created(secret_id)
+
+
+class _Api:
+    """The low-level ``APIClient`` calls of the Swarm backend (and one of the engine's)."""
+
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def create_endpoint_config(self, aliases: list[str] | None = None) -> dict[str, Any]:
+        return {"Aliases": list(aliases or [])}
+
+    # services and tasks
+    def services(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        filters = filters or {}
+        found = list(self.engine.service_store.values())
+        if "label" in filters:
+            found = [s for s in found if _label_match(s["Spec"].get("Labels"), filters["label"])]
+        if "name" in filters:
+            found = [s for s in found if filters["name"] in s["Spec"]["Name"]]
+        if "id" in filters:
+            ids = filters["id"] if isinstance(filters["id"], list) else [filters["id"]]
+            found = [s for s in found if s["ID"] in ids]
+        return copy.deepcopy(found)
+
+    def inspect_service(self, service_id: str) -> dict[str, Any]:
+        if service_id not in self.engine.service_store:
+            raise api_error(f"service {service_id} not found", 404)
+        return copy.deepcopy(self.engine.service_store[service_id])
+
+    def create_service(self, task_template: dict[str, Any], name: str, **kwargs: Any
+                       ) -> dict[str, Any]:  # fmt: skip
+        self.engine._call("service.create", name)
+        if any(s["Spec"]["Name"] == name for s in self.engine.service_store.values()):
+            raise api_error(f"rpc error: code = AlreadyExists desc = name conflicts: {name}", 409)
+        service_id = new_id()[-25:]
+        service = {"ID": service_id, "Version": {"Index": 1}}
+        service["Spec"] = self.engine.service_spec(task_template, name, kwargs)
+        self.engine.service_store[service_id] = service
+        self.engine.schedule(service)
+        return {"ID": service_id}
+
+    def update_service(self, service_id: str, version: int, task_template: dict[str, Any],
+                       name: str, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+        self.engine._call("service.update", name)
+        service = self.engine.service_store.get(service_id)
+        if service is None:
+            raise api_error(f"service {service_id} not found", 404)
+        if service["Version"]["Index"] != version:
+            raise api_error("rpc error: update out of sequence", 500)
+        service["Version"]["Index"] += 1
+        service["Spec"] = self.engine.service_spec(task_template, name, kwargs)
+        self.engine.schedule(service)
+        return {}
+
+    def remove_service(self, service_id: str) -> bool:
+        name = (self.engine.service_store.get(service_id) or {}).get("Spec", {}).get("Name")
+        self.engine._call("service.remove", name)
+        if self.engine.service_store.pop(service_id, None) is None:
+            raise api_error(f"service {service_id} not found", 404)
+        self.engine.tasks = [t for t in self.engine.tasks if t["ServiceID"] != service_id]
+        for net in self.engine.networks_by_id.values():
+            net.endpoints.discard(service_id)
+        return True
+
+    def tasks(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        filters = filters or {}
+        found = self.engine.tasks
+        if "service" in filters:
+            found = [t for t in found if t["ServiceID"] in filters["service"]]
+        if "desired-state" in filters:
+            found = [t for t in found if t["DesiredState"] == filters["desired-state"]]
+        return copy.deepcopy(found)
+
+    # secrets
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        found = list(self.engine.secret_store.values())
+        if filters and "label" in filters:
+            found = [s for s in found if _label_match(s["Spec"]["Labels"], filters["label"])]
+        return copy.deepcopy(found)
+
+    def remove_secret(self, secret_id: str) -> bool:
+        secret = self.engine.secret_store.get(secret_id)
+        self.engine._call("secret.remove", secret["Spec"]["Name"] if secret else None)
+        if secret is None:
+            raise api_error(f"secret {secret_id} not found", 404)
+        if any(
+            r.get("SecretID") == secret_id
+            for s in self.engine.service_store.values()
+            for r in s["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets") or []
+        ):
+            raise api_error(f"rpc error: secret '{secret['Spec']['Name']}' is in use", 400)
+        del self.engine.secret_store[secret_id]
+        self.engine.secret_data.pop(secret_id, None)
+        return True
+
+    # networks
+    def networks(self, names: Iterable[str] | None = None,
+                 filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        return [n.attrs for n in _Networks(self.engine).list(names=names, filters=filters)]
+
+    def create_network(
+        self, name: str, driver: str = "bridge", labels: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        return {"Id": self.engine.create_network(name, driver, labels or {}, kwargs).id}
+
+    def remove_network(self, network_id: str) -> None:
+        self.engine.remove_network(network_id)
+
+    # task containers (none on this fake node: tasks have no containers)
+    def containers(self, all: bool = False, filters: Mapping[str, Any] | None = None
+                   ) -> list[dict[str, Any]]:  # fmt: skip
+        return []
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        raise api_error(f"No such container: {container_id}", 404)
+
+    def remove_container(self, container_id: str, force: bool = False) -> None:
+        raise api_error(f"No such container: {container_id}", 404)
+
+
+@dataclass
+class FakeDocker:
+    """The fake engine and its client in one object (what ``docker.from_env()`` returns)."""
+
+    swarm: bool = False  # an active single-node swarm manager
+    image_names: set[str] = field(default_factory=lambda: {"busybox:test"})
+    pullable: set[str] = field(default_factory=set)
+    exit_codes: dict[str, int] = field(default_factory=dict)  # image -> exit code after start
+    containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
+    networks_by_id: dict[str, FakeNetwork] = field(default_factory=dict)
+    volume_store: dict[str, dict[str, Any]] = field(default_factory=dict)
+    service_store: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    secret_store: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secret_data: dict[str, bytes] = field(default_factory=dict)
+    stop_timeouts: dict[str, int] = field(default_factory=dict)
+    calls: list[tuple[str, str | None]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.containers = _Containers(self)
+        self.networks = _Networks(self)
+        self.volumes = _Volumes(self)
+        self.images = _Images(self)
+        self.secrets = _Secrets(self)
+        self.api = _Api(self)
+
+    # ------------------------------------------------------------------ test controls
+    def fail(self, operation: str, name: str | None = None, message: str = "injected failure",
+             times: int = 1) -> None:  # fmt: skip
+        """The next ``times`` calls of ``operation`` (on ``name``, or any) raise APIError."""
+        self.failures.append(Failure(operation, name, message, times))
+
+    def _call(self, operation: str, name: str | None) -> None:
+        with self.lock:
+            self.calls.append((operation, name))
+            for failure in self.failures:
+                if failure.operation == operation and failure.name in (None, name):
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        self.failures.remove(failure)
+                    raise api_error(failure.message)
+
+    def ping(self) -> bool:
+        return True
+
+    def info(self) -> dict[str, Any]:
+        if not self.swarm:
+            return {"Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False}}
+        return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
+
+    # ------------------------------------------------------------------ shared state
+    def find_container(self, name: str) -> FakeContainer | None:
+        return next((c for c in self.containers_by_id.values() if c.name == name), None)
+
+    def network_named(self, name: str) -> FakeNetwork:
+        for net in self.networks_by_id.values():
+            if name in (net.name, net.id):
+                return net
+        raise api_error(f"network {name} not found", 404)
+
+    def create_network(self, name: str, driver: str, labels: dict[str, str],
+                       options: dict[str, Any]) -> FakeNetwork:  # fmt: skip
+        self._call("network.create", name)
+        if any(n.name == name for n in self.networks_by_id.values()):
+            raise api_error(f"network with name {name} already exists", 409)
+        net = FakeNetwork(self, name, driver, labels, options)
+        self.networks_by_id[net.id] = net
+        return net
+
+    def remove_network(self, network_id: str) -> None:
+        net = self.networks_by_id.get(network_id) or next(
+            (n for n in self.networks_by_id.values() if n.name == network_id), None
+        )
+        self._call("network.remove", net.name if net else network_id)
+        if net is None:
+            raise api_error(f"network {network_id} not found", 404)
+        if net.endpoints:
+            raise api_error(f"error while removing network: network {net.name} id {net.id} "
+                            "has active endpoints", 403)  # fmt: skip
+        del self.networks_by_id[net.id]
+
+    def service_spec(self, task_template: dict[str, Any], name: str,
+                     kwargs: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+        return copy.deepcopy({
+            "Name": name,
+            "Labels": kwargs.get("labels") or {},
+            "TaskTemplate": task_template,
+            "Mode": kwargs.get("mode") or {"Replicated": {"Replicas": 1}},
+            "UpdateConfig": kwargs.get("update_config"),
+            "RollbackConfig": kwargs.get("rollback_config"),
+            "EndpointSpec": kwargs.get("endpoint_spec"),
+        })  # fmt: skip
+
+    def schedule(self, service: dict[str, Any]) -> None:
+        """Tasks converge at once: old ones shut down, new ones run (or fail: exit_codes)."""
+        spec = service["Spec"]
+        for task in self.tasks:
+            if task["ServiceID"] == service["ID"]:
+                task["DesiredState"] = "shutdown"
+                task["Status"]["State"] = "shutdown"
+        replicated = spec["Mode"].get("Replicated")
+        count = int(replicated.get("Replicas", 1)) if replicated is not None else 1
+        container = spec["TaskTemplate"]["ContainerSpec"]
+        image = str(container.get("Image", "")).split("@")[0]
+        code = self.exit_codes.get(image)
+        for slot in range(1, count + 1):
+            state = "running" if code is None else "failed"
+            self.tasks.append({
+                "ID": new_id()[-25:],
+                "ServiceID": service["ID"],
+                "Slot": slot,
+                "DesiredState": "running",
+                "Spec": {"ContainerSpec": copy.deepcopy(container)},
+                "Status": {"State": state, "Err": "" if code is None else
+                           f"task: non-zero exit ({code})",
+                           "ContainerStatus": {"ContainerID": new_id()}},
+            })  # fmt: skip
+        for attachment in spec["TaskTemplate"].get("Networks") or []:
+            for net in self.networks_by_id.values():
+                if attachment.get("Target") in (net.name, net.id):
+                    net.endpoints.add(service["ID"])
+
+    # ------------------------------------------------------------------ views for asserts
+    def container_names(self) -> list[str]:
+        return sorted(c.name for c in self.containers_by_id.values())
+
+    def network_names(self) -> list[str]:
+        return sorted(n.name for n in self.networks_by_id.values())
+
+    def service_names(self) -> list[str]:
+        return sorted(s["Spec"]["Name"] for s in self.service_store.values())
+
+    def secret_names(self) -> list[str]:
+        return sorted(s["Spec"]["Name"] for s in self.secret_store.values())
+

@@ -1,0 +1,307 @@
+"""The real engine backend against the in-memory Docker client: convergence (created,
+recreated, unchanged, removed), rollback at each failure point, the network answers."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from unit.backends.conftest import Load, quiet, secrets_for
+from unit.backends.fake_docker import FakeDocker
+
+from composesecrets.backends import DeployRequest
+from composesecrets.backends.engine.backend import EngineBackend
+from composesecrets.docker_rules import LABEL_HASH, LABEL_STACK
+from composesecrets.errors import (
+    BackendError,
+    ConflictError,
+    DeployFailedError,
+    InvalidComposeError,
+)
+
+IMAGE = "busybox:test"
+
+
+def doc(**extra: Any) -> dict[str, Any]:
+    return {
+        "version": "3.8",
+        "services": {
+            "db": {"image": IMAGE, "secrets": ["pw"]},
+            "web": {
+                "image": IMAGE,
+                "depends_on": ["db"],
+                "deploy": {"replicas": 2},
+                "secrets": [{"source": "pw", "target": "app/pw", "uid": "33", "mode": 0o400}],
+                **extra,
+            },
+        },
+        "secrets": {"pw": {"file": "./pw.txt"}},
+    }
+
+
+VALUES = {"pw": (b"CANARY-v1", 1)}
+
+
+def deploy(backend: EngineBackend, request: DeployRequest, values: Any = None) -> Any:
+    plan = backend.plan(request)
+    backend.preflight(plan)
+    return backend.deploy(plan.with_secrets(secrets_for(request, values or VALUES)), quiet)
+
+
+def hashes(fake: FakeDocker) -> dict[str, str]:
+    return {c.name: c.labels[LABEL_HASH] for c in fake.containers_by_id.values()}
+
+
+def test_first_deploy_creates_networks_containers_and_secret_files(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    result = deploy(backend, load(doc()))
+    assert sorted(result.created) == ["st_db_1", "st_web_1", "st_web_2"]
+    assert result.networks_created == ("st_default",)
+    assert fake.container_names() == ["st_db_1", "st_web_1", "st_web_2"]
+    assert all(c.status == "running" for c in fake.containers_by_id.values())
+    # depends_on: db is created before any web replica
+    creates = [name for op, name in fake.calls if op == "container.create"]
+    assert creates[0] == "st_db_1"
+    web = fake.find_container("st_web_1")
+    assert web is not None
+    (mount,) = web.kwargs["mounts"]
+    assert mount["Target"] == "/run/secrets/app/pw" and mount["ReadOnly"] is True
+    path = Path(mount["Source"])
+    assert path.is_relative_to(secret_root)
+    assert path.read_bytes() == b"CANARY-v1"
+    info = path.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (33, 0o400)
+
+
+def test_redeploy_unchanged_touches_nothing(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    before = hashes(fake)
+    fake.calls.clear()
+    result = deploy(backend, load(doc()))
+    assert sorted(result.unchanged) == ["st_db_1", "st_web_1", "st_web_2"]
+    assert result.created == result.recreated == result.removed == ()
+    assert hashes(fake) == before
+    assert [op for op, _ in fake.calls] == []
+
+
+def test_new_secret_version_recreates_only_its_users(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    request = load(doc())
+    deploy(backend, request)
+    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
+    assert sorted(result.recreated) == ["st_db_1", "st_web_1", "st_web_2"]
+    assert fake.container_names() == ["st_db_1", "st_web_1", "st_web_2"]  # -next renamed
+    web = fake.find_container("st_web_2")
+    assert web is not None
+    assert Path(web.kwargs["mounts"][0]["Source"]).read_bytes() == b"CANARY-v2"
+    # the old containers' secret directories are gone with them
+    assert len(list((secret_root / "st").iterdir())) == 3
+
+
+def test_changed_service_is_recreated_and_others_unchanged(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    result = deploy(backend, load(doc(environment={"MODE": "2"})))
+    assert sorted(result.recreated) == ["st_web_1", "st_web_2"]
+    assert result.unchanged == ("st_db_1",)
+
+
+def test_removed_replicas_and_services_are_removed(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    smaller = doc()
+    del smaller["services"]["db"]
+    smaller["services"]["web"].pop("depends_on")
+    smaller["services"]["web"]["deploy"]["replicas"] = 1
+    result = deploy(backend, load(smaller))
+    assert sorted(result.removed) == ["st_db_1", "st_web_2"]
+    assert fake.container_names() == ["st_web_1"]
+
+
+def test_a_stopped_container_with_the_same_hash_is_started_again(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    db = fake.find_container("st_db_1")
+    assert db is not None
+    db.status = "exited"
+    result = deploy(backend, load(doc()))
+    assert "st_db_1" in result.unchanged
+    assert db.status == "running"
+
+
+@pytest.mark.parametrize(
+    ("operation", "name"),
+    [
+        ("network.create", "st_default"),
+        ("container.create", "st_db_1"),
+        ("container.create", "st_web_2"),
+        ("container.start", "st_web_1"),
+        ("network.connect", "st_back"),
+    ],
+)
+def test_first_deploy_failure_is_undone(
+    fake: FakeDocker, load: Load, secret_root: Path, operation: str, name: str
+) -> None:
+    fake.fail(operation, name, "boom")
+    backend = EngineBackend(fake)
+    body = doc(networks=["default", "back"])
+    body["networks"] = {"back": {}}
+    with pytest.raises(DeployFailedError, match=r"boom.*undone"):
+        deploy(backend, load(body))
+    assert fake.container_names() == []
+    assert fake.network_names() == []
+    assert list(secret_root.rglob("*")) == [] or not any(
+        p.is_file() for p in secret_root.rglob("*")
+    )
+
+
+def test_container_that_exits_at_once_fails_the_deploy(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    fake.exit_codes[IMAGE] = 3
+    with pytest.raises(DeployFailedError, match="exited with code 3"):
+        deploy(EngineBackend(fake), load(doc()))
+    assert fake.container_names() == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "name"),
+    [
+        ("container.create", "st_web_2-next"),
+        ("container.start", "st_web_1-next"),
+        ("container.stop", "st_web_1"),
+    ],
+)
+def test_failed_replacement_keeps_the_old_containers(
+    fake: FakeDocker, load: Load, secret_root: Path, operation: str, name: str
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    before = hashes(fake)
+    fake.fail(operation, name, "boom")
+    with pytest.raises(DeployFailedError, match="boom"):
+        deploy(backend, load(doc(environment={"MODE": "2"})))
+    # replacements made before the failure are undone; what still stands is the old set
+    assert not any(n.endswith("-next") for n in fake.container_names())
+    for container in fake.containers_by_id.values():
+        if container.name in before:
+            assert container.labels[LABEL_HASH] in set(before.values())
+
+
+def test_published_port_replacement_restarts_the_old_container_on_failure(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    ports = doc(ports=["8080:80"])
+    ports["services"]["web"]["deploy"]["replicas"] = 1
+    deploy(backend, load(ports))
+    fake.fail("container.start", "st_web_1-next", "port is already allocated")
+    changed = doc(ports=["8080:80"], environment={"A": "1"})
+    changed["services"]["web"]["deploy"]["replicas"] = 1
+    with pytest.raises(DeployFailedError, match="port is already allocated"):
+        deploy(backend, load(changed))
+    web = fake.find_container("st_web_1")
+    assert web is not None and web.status == "running"
+    assert fake.container_names() == ["st_db_1", "st_web_1"]
+
+
+def test_name_clash_with_a_foreign_container_is_refused(fake: FakeDocker, load: Load) -> None:
+    fake.containers.create(IMAGE, name="st_db_1", labels={LABEL_STACK: "other"})
+    backend = EngineBackend(fake)
+    with pytest.raises(ConflictError, match='belongs to stack "other"'):
+        backend.preflight(backend.plan(load(doc())))
+
+
+def test_missing_image_that_cannot_be_pulled_is_refused(fake: FakeDocker, load: Load) -> None:
+    fake.image_names.clear()
+    backend = EngineBackend(fake)
+    with pytest.raises(BackendError, match="busybox:test is not on this engine"):
+        backend.preflight(backend.plan(load(doc())))
+    assert fake.container_names() == []
+
+
+def test_missing_external_network_is_refused(fake: FakeDocker, load: Load) -> None:
+    body = doc(networks=["outside"])
+    body["networks"] = {"outside": {"external": True}}
+    body["services"]["db"]["networks"] = ["outside"]
+    backend = EngineBackend(fake)
+    with pytest.raises(BackendError, match="external network outside does not exist"):
+        backend.preflight(backend.plan(load(body)))
+
+
+def test_network_no_longer_used_is_removed_and_active_endpoints_fail(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    body = doc(networks=["front"])
+    body["networks"] = {"front": {}}
+    deploy(backend, load(body))
+    assert fake.network_names() == ["st_default", "st_front"]
+    # a foreign container still attached: the engine answers "has active endpoints" and
+    # (today, no retry) the redeploy reports it
+    foreign = fake.containers.create(IMAGE, name="debug")
+    fake.network_named("st_front").connect(foreign)
+    with pytest.raises(BackendError, match=r"st_front.*has active endpoints"):
+        deploy(backend, load(doc()))
+    foreign.remove(force=True)
+    deploy(backend, load(doc()))
+    assert fake.network_names() == ["st_default"]
+
+
+def test_remove_stops_with_the_grace_period_and_removes_everything(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc(stop_grace_period="3s")))
+    result = backend.remove("st", quiet)
+    assert sorted(result.containers) == ["st_db_1", "st_web_1", "st_web_2"]
+    assert result.networks == ("st_default",)
+    assert fake.container_names() == [] and fake.network_names() == []
+    assert fake.stop_timeouts["st_web_1"] == 3 and fake.stop_timeouts["st_db_1"] == 10
+    assert not (secret_root / "st").exists()
+    assert backend.remove("st", quiet).containers == ()  # idempotent
+
+
+def test_copy_delivery_puts_an_archive_before_start(fake: FakeDocker, load: Load) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc(), delivery="copy"))
+    web = fake.find_container("st_web_1")
+    assert web is not None and len(web.archives) == 1
+    assert b"CANARY-v1" in web.archives[0]
+    assert "mounts" not in web.kwargs or not web.kwargs["mounts"]
+
+
+def test_containers_and_stacks_queries(fake: FakeDocker, load: Load, secret_root: Path) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    assert backend.stacks() == ["st"]
+    found = backend.containers("st")
+    assert [(c.name, c.service, c.state) for c in found] == [
+        ("st_db_1", "db", "running"),
+        ("st_web_1", "web", "running"),
+        ("st_web_2", "web", "running"),
+    ]
+    assert found[1].secrets == ("/run/secrets/app/pw",)
+    assert found[1].to_json()["Secrets"] == ["/run/secrets/app/pw"]
+
+
+def test_depends_on_cycle_is_refused_by_the_plan(load: Load) -> None:
+    body = doc()
+    body["services"]["db"]["depends_on"] = ["web"]
+    with pytest.raises(InvalidComposeError, match="cycle"):
+        EngineBackend(FakeDocker()).plan(load(body))

@@ -1,0 +1,207 @@
+"""The real Swarm backend against the in-memory Docker client: convergence, Swarm secrets
+per version (created, reused, pruned), rollback at each failure point, and the manager check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from unit.backends.conftest import Load, quiet, secrets_for
+from unit.backends.fake_docker import FakeDocker
+
+from composesecrets.backends import DeployRequest
+from composesecrets.backends.swarm.backend import SwarmBackend
+from composesecrets.backends.swarm.swarm_secrets import swarm_secret_name
+from composesecrets.docker_rules import LABEL_HASH, LABEL_NAMESPACE, LABEL_STACK
+from composesecrets.errors import BackendError, ConflictError, DeployFailedError
+
+IMAGE = "busybox:test"
+
+
+def doc(**extra: Any) -> dict[str, Any]:
+    return {
+        "version": "3.8",
+        "services": {
+            "db": {"image": IMAGE, "secrets": ["pw"]},
+            "web": {
+                "image": IMAGE,
+                "deploy": {"replicas": 2},
+                "secrets": [{"source": "pw", "target": "app_pw", "uid": "33", "mode": 0o400}],
+                **extra,
+            },
+        },
+        "secrets": {"pw": {"file": "./pw.txt"}},
+    }
+
+
+VALUES = {"pw": (b"CANARY-v1", 1)}
+
+
+def backend_for(fake: FakeDocker) -> SwarmBackend:
+    backend = SwarmBackend(fake)
+    backend.poll_interval = 0.0
+    backend.converge_timeout = 0.5
+    backend.remove_timeout = 0.5
+    return backend
+
+
+def deploy(backend: SwarmBackend, request: DeployRequest, values: Any = None) -> Any:
+    plan = backend.plan(request)
+    backend.preflight(plan)
+    return backend.deploy(plan.with_secrets(secrets_for(request, values or VALUES)), quiet)
+
+
+def service_hashes(fake: FakeDocker) -> dict[str, str]:
+    return {s["Spec"]["Name"]: s["Spec"]["Labels"][LABEL_HASH] for s in fake.service_store.values()}
+
+
+def test_first_deploy_creates_network_secrets_and_services(
+    swarm_fake: FakeDocker, load: Load
+) -> None:
+    result = deploy(backend_for(swarm_fake), load(doc()))
+    assert result.created == ("db", "web") and result.networks_created == ("st_default",)
+    assert swarm_fake.service_names() == ["st_db", "st_web"]
+    # one Swarm secret per (version, uid, gid, mode): db and web mount pw differently
+    assert len(swarm_fake.secret_names()) == 2
+    assert set(swarm_fake.secret_data.values()) == {b"CANARY-v1"}
+    web = next(s for s in swarm_fake.service_store.values() if s["Spec"]["Name"] == "st_web")
+    (ref,) = web["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+    assert ref["File"] == {"Name": "/run/secrets/app_pw", "UID": "33", "GID": "0", "Mode": 0o400}
+    assert ref["SecretName"] == swarm_secret_name("st", "pw", "st_pw", 1, 33, 0, 0o400,
+                                                  "digest-st_pw-1")  # fmt: skip
+    assert web["Spec"]["Labels"][LABEL_NAMESPACE] == "st"
+    running = [t for t in swarm_fake.tasks if t["ServiceID"] == web["ID"]]
+    assert len(running) == 2
+
+
+def test_redeploy_unchanged_leaves_services_alone(swarm_fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(swarm_fake)
+    deploy(backend, load(doc()))
+    swarm_fake.calls.clear()
+    result = deploy(backend, load(doc()))
+    assert result.unchanged == ("db", "web") and result.created == result.recreated == ()
+    assert [op for op, _ in swarm_fake.calls] == []
+
+
+def test_new_version_updates_services_and_prunes_the_old_secrets(
+    swarm_fake: FakeDocker, load: Load
+) -> None:
+    backend = backend_for(swarm_fake)
+    request = load(doc())
+    deploy(backend, request)
+    old = set(swarm_fake.secret_names())
+    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
+    assert result.recreated == ("db", "web")
+    new = set(swarm_fake.secret_names())
+    assert len(new) == 2 and not (new & old)  # stale Swarm secrets pruned
+    assert set(swarm_fake.secret_data.values()) == {b"CANARY-v2"}
+
+
+def test_a_secret_another_stack_uses_is_not_pruned(swarm_fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(swarm_fake)
+    deploy(backend, load(doc()))
+    # a foreign service (not of this stack) mounts one of the stack's Swarm secrets
+    secret_id = next(iter(swarm_fake.secret_store))
+    template = {"ContainerSpec": {"Image": IMAGE, "Secrets": [{"SecretID": secret_id}]}}
+    swarm_fake.api.create_service(template, "foreign")
+    deploy(backend, load(doc()), {"pw": (b"CANARY-v2", 2)})
+    assert secret_id in swarm_fake.secret_store
+
+
+def test_removed_service_is_removed(swarm_fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(swarm_fake)
+    deploy(backend, load(doc()))
+    smaller = doc()
+    del smaller["services"]["db"]
+    result = deploy(backend, load(smaller))
+    assert result.removed == ("st_db",)
+    assert swarm_fake.service_names() == ["st_web"]
+    assert len(swarm_fake.secret_names()) == 1  # db's secret went with it
+
+
+@pytest.mark.parametrize(
+    ("operation", "name"),
+    [("network.create", "st_default"), ("service.create", "st_web")],
+)
+def test_first_deploy_failure_is_undone(
+    swarm_fake: FakeDocker, load: Load, operation: str, name: str
+) -> None:
+    swarm_fake.fail(operation, name, "boom")
+    with pytest.raises(DeployFailedError, match=r"boom.*undone"):
+        deploy(backend_for(swarm_fake), load(doc()))
+    assert swarm_fake.service_names() == []
+    assert swarm_fake.secret_names() == []
+    assert swarm_fake.network_names() == []
+
+
+def test_secret_create_failure_is_undone(swarm_fake: FakeDocker, load: Load) -> None:
+    swarm_fake.fail("secret.create", None, "boom")
+    with pytest.raises(DeployFailedError, match="boom"):
+        deploy(backend_for(swarm_fake), load(doc()))
+    assert swarm_fake.secret_names() == [] and swarm_fake.service_names() == []
+
+
+def test_failed_update_restores_the_previous_specs(swarm_fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(swarm_fake)
+    deploy(backend, load(doc()))
+    before = service_hashes(swarm_fake)
+    old_secrets = set(swarm_fake.secret_names())
+    swarm_fake.fail("service.update", "st_web", "boom")
+    with pytest.raises(DeployFailedError, match="boom"):
+        deploy(backend, load(doc()), {"pw": (b"CANARY-v2", 2)})
+    assert service_hashes(swarm_fake) == before
+    assert set(swarm_fake.secret_names()) == old_secrets  # the new version's secrets undone
+
+
+def test_tasks_that_fail_fail_the_deploy_and_it_is_undone(
+    swarm_fake: FakeDocker, load: Load
+) -> None:
+    swarm_fake.exit_codes[IMAGE] = 1
+    with pytest.raises(DeployFailedError, match="non-zero exit"):
+        deploy(backend_for(swarm_fake), load(doc()))
+    assert swarm_fake.service_names() == []
+
+
+def test_existing_secret_with_other_data_is_refused(swarm_fake: FakeDocker, load: Load) -> None:
+    request = load(doc())
+    name = swarm_secret_name("st", "pw", "st_pw", 1, 0, 0, 0o444, "digest-st_pw-1")
+    swarm_fake.secrets.create(name, b"other", {LABEL_STACK: "st"})
+    with pytest.raises(DeployFailedError, match="holds other data"):
+        deploy(backend_for(swarm_fake), request)
+
+
+def test_not_a_manager_is_refused_before_anything(fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(fake)
+    with pytest.raises(BackendError, match="not an active swarm manager"):
+        backend.preflight(backend.plan(load(doc())))
+    assert fake.calls == []
+
+
+def test_foreign_service_name_is_a_conflict(swarm_fake: FakeDocker, load: Load) -> None:
+    swarm_fake.api.create_service({"ContainerSpec": {"Image": IMAGE}}, "st_db")
+    backend = backend_for(swarm_fake)
+    with pytest.raises(ConflictError, match="st_db already exists"):
+        backend.preflight(backend.plan(load(doc())))
+
+
+def test_depends_on_an_undefined_service_is_ignored_like_swarm_does(
+    swarm_fake: FakeDocker, load: Load
+) -> None:
+    """Swarm ignores depends_on; the engine translator's check must not run for it."""
+    body = doc(depends_on=["nope"])
+    backend = backend_for(swarm_fake)
+    plan = backend.plan(load(body))
+    assert any("depends_on is not applied by the swarm backend" in w for w in plan.warnings)
+    deploy(backend, load(body))
+    assert swarm_fake.service_names() == ["st_db", "st_web"]
+
+
+def test_remove_takes_services_networks_and_secrets(swarm_fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(swarm_fake)
+    deploy(backend, load(doc()))
+    assert backend.stacks() == ["st"]
+    assert {c.service for c in backend.containers("st")} == {"db", "web"}
+    result = backend.remove("st", quiet)
+    assert sorted(result.containers) == ["st_db", "st_web"]
+    assert swarm_fake.service_names() == swarm_fake.secret_names() == []
+    assert swarm_fake.network_names() == []
