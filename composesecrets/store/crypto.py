@@ -6,7 +6,6 @@ ciphertext or wrapped key copied onto another row, or into another store, fails 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import sqlite3
@@ -157,7 +156,7 @@ def digest_key(root_key: bytes, store_id: str) -> bytes:
 
 def value_digest(key: bytes, value: bytes) -> bytes:
     """Keyed digest of a value: equal values give equal digests, without revealing them."""
-    return hmac.new(key, value, hashlib.sha256).digest()
+    return hmac.digest(key, value, "sha256")
 
 
 def digest_equal(a: bytes, b: bytes) -> bool:
