@@ -232,7 +232,7 @@ def seal(c: sqlite3.Connection, key: bytes, store_id: str, counter: int) -> int:
     return counter + 1
 
 
-#: Audit actions that key changes append inside the transaction that calls :func:`reseal`.
+#: Audit actions (prefixes) that key changes append in the transaction calling :func:`reseal`.
 _KEY_CHANGE_ACTIONS = ("rotate-key", "change-unlock")
 
 
@@ -247,7 +247,7 @@ def reseal(c: sqlite3.Connection, store_id: str, old: HasRootKey, new: HasRootKe
         pending = c.execute(
             "SELECT seq, action FROM audit WHERE mac IS NULL ORDER BY seq"
         ).fetchall()
-        if any(r["action"] not in _KEY_CHANGE_ACTIONS for r in pending):
+        if any(not str(r["action"]).startswith(_KEY_CHANGE_ACTIONS) for r in pending):
             raise IntegrityError(
                 f"audit entry {pending[0]['seq']} carries no MAC (added outside composesecrets)",
                 hint="run `composesecrets store audit --verify`",
