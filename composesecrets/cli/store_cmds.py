@@ -13,6 +13,7 @@ from composesecrets.cli.app import (
     ListFormat,
     TableOrJson,
     app,
+    group,
     notice,
     open_store,
     print_json,
@@ -21,9 +22,7 @@ from composesecrets.cli.app import (
 )
 from composesecrets.errors import IntegrityError
 
-store_app = typer.Typer(
-    help="Inspect, verify and re-key the encrypted store.", no_args_is_help=True
-)
+store_app = group("Inspect, verify and re-key the encrypted store.")
 app.add_typer(store_app, name="store")
 
 
@@ -50,16 +49,19 @@ def store_verify(ctx: typer.Context) -> None:
     if not report.ok:
         bad_versions = sum(1 for f in report.failures if f.kind == "version")
         bad_rows = len(report.failures) - bad_versions
-        summary = f"{bad_versions} of {report.checked} versions failed"
+        summary = (
+            f"{bad_versions} of {report.checked} version{'s' * (report.checked != 1)} failed"
+        )
         if bad_rows:
-            summary += f"; the metadata of {bad_rows} secret(s) failed"
+            summary += f"; the metadata of {bad_rows} secret{'s' * (bad_rows != 1)} failed"
         typer.echo(summary, err=True)
         raise typer.Exit(IntegrityError.exit_code)
-    typer.echo(f"ok: {report.checked} versions verified")
+    typer.echo(f"ok: {report.checked} version{'s' * (report.checked != 1)} verified")
 
 
 def _report_key_change(change: Any) -> None:
-    typer.echo(f"unlock method: {change.method}; {change.versions_rewrapped} data keys re-wrapped")
+    count = change.versions_rewrapped
+    typer.echo(f"unlock method: {change.method}; {count} data key{'s' * (count != 1)} re-wrapped")
     if change.key_file:
         typer.echo(f"key file: {change.key_file}")
     if change.old_key_file:
@@ -96,9 +98,12 @@ class UnlockMethod(str, Enum):
 @store_app.command("change-unlock")
 def store_change_unlock(
     ctx: typer.Context,
-    to: Annotated[UnlockMethod, typer.Argument(help="keyfile, env or passphrase.")],
+    to: Annotated[
+        UnlockMethod, typer.Argument(metavar="METHOD", help="keyfile, env or passphrase.")
+    ],
     key_file: Annotated[
-        Path | None, typer.Option("--key-file", help="Key file path (keyfile method).")
+        Path | None,
+        typer.Option("--key-file", metavar="FILE", help="Key file path (keyfile method)."),
     ] = None,
 ) -> None:
     """Switch between a key file, an environment key and a passphrase; data stays as it is.
@@ -124,7 +129,9 @@ def store_change_unlock(
 def store_audit(
     ctx: typer.Context,
     fmt: TableOrJson = ListFormat.table,
-    limit: Annotated[int | None, typer.Option("--limit", help="Newest N entries.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Newest N entries.")
+    ] = None,
     verify: Annotated[
         bool,
         typer.Option("--verify", help="Check the audit chain instead (exit 4 if broken)."),
@@ -143,3 +150,7 @@ def store_audit(
         return
     rows = [[str(e.seq), e.to_json()["At"], e.who, e.action, e.target, e.detail] for e in entries]
     typer.echo(table(rows, ["SEQ", "AT", "WHO", "ACTION", "TARGET", "DETAIL"]))
+
+
+# `store accept-restore` lives in its own module; registered whenever `store` is loaded.
+from composesecrets.cli import restore_cmds as _restore_cmds  # noqa: E402,F401
