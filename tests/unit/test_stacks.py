@@ -322,3 +322,30 @@ def test_file_secret_named_like_an_id_prefix_never_rotates_that_secret(
         mine = store.inspect(prefix).info
         assert mine.id != victim_id and store.get(prefix) == b"CANARY-db-v1"
     assert [f[-1] for f in delivered(fake, "shop_worker_1")] == [b"CANARY-db-v1"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
+def test_deploy_reads_from_a_read_only_store(project: Path, fake: FakeDocker) -> None:
+    """Issue 9 item 10: a store on a read-only file system still serves a deploy's reads (the
+    audit and usage records it cannot write are reported, not fatal)."""
+    import subprocess
+
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)  # imports the file secret
+    view = project / "ro-store"
+    view.mkdir(mode=0o700)
+    subprocess.run(["mount", "--bind", str(project / "store"), str(view)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        read_only = stacks.DeployOptions(
+            files=[str(project / "compose.yaml")],
+            backend="engine",
+            store_opener=lambda: Store.open(view, unlock=EnvKeyUnlock(key=KEY), create=False),
+        )
+        for name in list(fake.container_names()):
+            fake.find_container(name).remove(force=True)  # type: ignore[union-attr]
+        outcome = stacks.deploy("shop", read_only, progress)
+        assert "shop_web_1" in outcome.result.created
+        assert ("/etc/app/key.pem", 0, 0, 0o444, b"CANARY-api") in delivered(fake, "shop_web_1")
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
