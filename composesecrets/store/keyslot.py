@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, TypeVar
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConflictError, InputError, StoreLockedError
-from . import audit, crypto, keyfiles, keys, paths, pins
+from . import audit, crypto, keyfiles, keys, paths, pins, sealing
 from . import db as dbm
 from .keys import AutoUnlock, EnvKeyUnlock, Kek, KeyFileUnlock, Unlock
 from .records import KeyChange
@@ -367,14 +367,13 @@ class KeyRing:
             updates,
         )
         self._write_slot(c, new.kek, new.root_key, new.generation)
-        # ---- reseal hook: state authenticated under the root key (row MACs) is recomputed
-        # ---- here with the new keys, inside this transaction, e.g.
-        # ---- integrity.reseal(c, old=k, new=new)
         if action == "change-unlock":
             detail = f"from={k.kek.method} to={new.kek.method} generation={new.generation}"
         else:
             detail = f"unlock={new.kek.method} generation={new.generation}"
         audit.append(c, action, self.store_id, f"{detail} versions={len(updates)}")
+        # INTEGRITY HOOK (sealing.py): re-MAC all metadata under the new root key.
+        sealing.reseal(c, self.store_id, k, new)
         return len(updates)
 
     def _opens_slot(self, key: bytes) -> bool:

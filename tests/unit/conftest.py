@@ -1,5 +1,6 @@
-"""Unit-test configuration: every test gets its own HOME, so that per-store key files and
-unlock pins (``~/.config/composesecrets``) never land in the real home directory."""
+"""Unit-test configuration: every test gets its own HOME, so that nothing a store writes
+beside its default key (per-store key files, unlock pins, high-water marks) lands in the real
+home."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700, exist_ok=True)
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home: Path = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
