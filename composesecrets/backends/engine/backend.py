@@ -36,7 +36,7 @@ from composesecrets.backends.docker_api import (
     reason,
     translated,
 )
-from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.engine import inplace, tmpfs
 from composesecrets.backends.engine.plan import EnginePlan, Replica, make_plan
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
@@ -52,6 +52,7 @@ from composesecrets.docker_rules import (
     LABEL_STACK,
     LABEL_STOP,
     LABEL_TARGETS,
+    LABEL_VERSIONS,
 )
 from composesecrets.errors import (
     BackendError,
@@ -90,7 +91,10 @@ class EngineBackend(LazyClient):
 
     def containers(self, stack: str) -> list[ContainerInfo]:
         out = []
-        for c in self._stack_containers(stack):
+        found = self._stack_containers(stack)
+        in_place = any(inplace.in_place_service(c.labels or {}) for c in found)
+        root = tmpfs.runtime_root() if in_place else None
+        for c in found:
             labels = c.labels or {}
             out.append(
                 ContainerInfo(
@@ -100,6 +104,7 @@ class EngineBackend(LazyClient):
                     state=c.status,
                     secrets=tuple(json.loads(labels.get(LABEL_TARGETS, "[]"))),
                     id=c.id,
+                    versions=inplace.versions_of(c, self._dir_of(c, root)),
                 )
             )
         return sorted(out, key=lambda i: i.name)
@@ -202,7 +207,9 @@ class EngineBackend(LazyClient):
             created: list[str] = []
             recreated: list[str] = []
             unchanged: list[str] = []
-            outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged}
+            rotated: list[str] = []
+            outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged,
+                        "rotated": rotated}  # fmt: skip
             for level in plan.levels:
                 # services of a level in parallel; the replicas of one service one at a time,
                 # so that a replacement is running before the next old replica stops
@@ -233,6 +240,7 @@ class EngineBackend(LazyClient):
             tuple(unchanged),
             tuple(removed),
             tuple(networks_created),
+            rotated=tuple(rotated),
         )
 
     def _networks(self, plan: EnginePlan, run: _Run, progress: Progress) -> list[str]:
@@ -299,16 +307,20 @@ class EngineBackend(LazyClient):
         run: _Run,
         progress: Progress,
     ) -> str:
-        """Bring one replica to the wanted state: 'created', 'recreated' or 'unchanged'."""
+        """Bring one replica to the wanted state: 'created', 'recreated', 'rotated' (new
+        secret versions written in place) or 'unchanged'."""
         if current is not None and (current.labels or {}).get(LABEL_HASH) == want.config_hash:
+            directory = self._dir_of(current, root)
             if current.status != "running":
                 # e.g. after a daemon or host restart: secret files may be gone with the tmpfs
                 progress(want.name, "starting")
-                directory = self._dir_of(current, root)
                 if directory is not None:
-                    tmpfs.write_container_files(directory, want.secrets.files)
+                    inplace.write_files(directory, want)
                 with translated(f'service "{want.service.name}": starting {want.name}'):
                     current.start()
+            elif want.in_place and directory is not None:
+                if inplace.rotate(current, want, directory, progress):
+                    return "rotated"
             return "unchanged"
         if current is None:
             progress(want.name, "creating")
@@ -351,13 +363,19 @@ class EngineBackend(LazyClient):
         directory: Path | None = None
         if root is not None and want.secrets.files:
             directory = tmpfs.stack_directory(root, request.stack) / token
-            placed = tmpfs.write_container_files(directory, want.secrets.files)
             with run.lock:
                 run.created_dirs.append(directory)
-            mounts += [
-                docker().types.Mount(target=target, source=str(path), type="bind", read_only=True)
-                for target, path in placed.items()
-            ]
+            if want.in_place:  # one directory mount; targets are symlinks into it
+                inplace.write_files(directory, want)
+                mounts.append(inplace.mount(directory))
+            else:
+                placed = tmpfs.write_container_files(directory, want.secrets.files)
+                mounts += [
+                    docker().types.Mount(
+                        target=target, source=str(path), type="bind", read_only=True
+                    )
+                    for target, path in placed.items()
+                ]
         networks = list(spec.networks.items())
         labels = {
             **spec.labels,
@@ -369,6 +387,7 @@ class EngineBackend(LazyClient):
             LABEL_HASH: want.config_hash,
             LABEL_DIR: token,
             LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files]),
+            LABEL_VERSIONS: json.dumps(want.versions),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,
             LABEL_STOP: str(want.stop_timeout),
@@ -394,6 +413,8 @@ class EngineBackend(LazyClient):
         with translated(f'service "{spec.name}": connecting {name} to its networks'):
             for net_name, aliases in networks[1:]:
                 self.client.networks.get(net_name).connect(container, aliases=list(aliases))
+        if directory is not None and want.in_place:
+            inplace.install_links(container, want)
         if root is None and want.secrets.files:
             # --secret-delivery copy: extracted by the engine before the container starts
             with translated(f"copying secrets into {container.name}"):

@@ -2,7 +2,7 @@
 
 ``FakeDocker()`` is passed where a backend takes its client (``EngineBackend(FakeDocker())``,
 ``SwarmBackend(FakeDocker(swarm=True))``), so that the real backend code runs in unit tests:
-containers (create/start/stop/rename/remove/reload/put_archive), networks, volumes, images,
+containers (create/start/stop/kill/rename/remove/reload/put_archive), networks, volumes, images,
 and the low-level ``client.api`` calls of the Swarm backend (services, tasks, secrets,
 networks, containers, info). Errors are the SDK's own classes (``docker.errors.NotFound``,
 ``APIError`` with the engine's explanation, ``ImageNotFound``).
@@ -121,6 +121,12 @@ class FakeContainer:
         self._check("container.put_archive")
         self.archives.append(bytes(data))
         return True
+
+    def kill(self, signal: str | int | None = None) -> None:
+        self._check("container.kill")
+        if self.status != "running":
+            raise api_error(f"Cannot kill container: {self.name}: is not running", 409)
+        self.engine.signals.append((self.name, signal))
 
 
 class FakeNetwork:
@@ -394,6 +400,7 @@ class FakeDocker:
     secret_store: dict[str, dict[str, Any]] = field(default_factory=dict)
     secret_data: dict[str, bytes] = field(default_factory=dict)
     stop_timeouts: dict[str, int] = field(default_factory=dict)
+    signals: list[tuple[str, str | int | None]] = field(default_factory=list)  # kill calls
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
