@@ -157,15 +157,20 @@ def stack_ls(ctx: typer.Context, fmt: TableOrJson = ListFormat.table) -> None:
 
 @stack_app.command("ps")
 def stack_ps(ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
-    """One line per container: name, image, state and the secrets mounted."""
+    """One line per container: name, image, state, the secrets mounted and the store
+    versions it holds (live ones for in-place rotation)."""
     from composesecrets import stacks
 
     found = stacks.containers(stack, lambda: open_store(ctx, create=False))
     if fmt is ListFormat.json:
         print_json([c.to_json() for c in found])
         return
-    rows = [[c.name, c.image, c.state, ", ".join(c.secrets) or "-"] for c in found]
-    typer.echo(table(rows, ["NAME", "IMAGE", "STATE", "SECRETS"]))
+    rows = [
+        [c.name, c.image, c.state, ", ".join(c.secrets) or "-",
+         ", ".join(dict.fromkeys(c.versions)) or "-"]
+        for c in found
+    ]  # fmt: skip
+    typer.echo(table(rows, ["NAME", "IMAGE", "STATE", "SECRETS", "VERSIONS"]))
 
 
 @stack_app.command("services")

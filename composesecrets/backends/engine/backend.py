@@ -318,9 +318,12 @@ class EngineBackend(LazyClient):
                     inplace.write_files(directory, want)
                 with translated(f'service "{want.service.name}": starting {want.name}'):
                     current.start()
-            elif want.in_place and directory is not None:
-                if inplace.rotate(current, want, directory, progress):
-                    return "rotated"
+            elif (
+                want.in_place
+                and directory is not None
+                and inplace.rotate(current, want, directory, progress)
+            ):
+                return "rotated"
             return "unchanged"
         if current is None:
             progress(want.name, "creating")

@@ -195,3 +195,39 @@ def test_copy_delivery_warns_and_recreates(fake: FakeDocker, load: Load) -> None
     deploy(backend, request, b"CANARY-v1", 1)
     result = deploy(backend, request, b"CANARY-v2", 2)
     assert sorted(result.recreated) == ["st_db_1", "st_web_1", "st_web_2"]
+
+
+def test_swarm_plan_warns_that_it_cannot_rotate_in_place(load: Load) -> None:
+    from composesecrets.backends.swarm.backend import SwarmBackend
+
+    plan = SwarmBackend(FakeDocker(swarm=True)).plan(load(doc()))
+    (warning,) = [w for w in plan.warnings if "io.composesecrets.rotate" in w]
+    assert 'service "web"' in warning and "rolls the service's tasks" in warning
+    plain = SwarmBackend(FakeDocker(swarm=True)).plan(load(doc({})))
+    assert not [w for w in plain.warnings if "io.composesecrets.rotate" in w]
+
+
+def test_stack_ps_shows_each_containers_secret_versions(
+    fake: FakeDocker, load: Load, secret_root: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from unit.cli_helpers import run_main
+
+    from composesecrets import backends
+
+    backend = EngineBackend(fake)
+    request = load(doc())
+    deploy(backend, request, b"CANARY-v1", 1)
+    deploy(backend, request, b"CANARY-v2", 2)
+    monkeypatch.setitem(backends.BACKENDS, "engine", lambda: backend)
+    monkeypatch.setenv("COMPOSESECRETS_HOME", str(tmp_path / "no-store"))
+    shown = run_main(["stack", "ps", "st"])
+    assert shown.code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "IMAGE", "STATE", "SECRETS", "VERSIONS"]
+    web = next(line for line in lines if line.startswith("st_web_1"))
+    assert web.rstrip().endswith("st_pw@2")
+    as_json = run_main(["stack", "ps", "st", "--format", "json"])
+    rows = {row["Name"]: row for row in json.loads(as_json.stdout)}
+    assert rows["st_web_2"]["SecretVersions"] == ["st_pw@2", "st_pw@2"]
+    assert "CANARY" not in shown.output + as_json.output
