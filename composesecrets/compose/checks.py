@@ -84,7 +84,10 @@ class CheckContext:
 
 
 def run(ctx: CheckContext) -> list[Diagnostic]:
+    from composesecrets.compose import rotation
+
     _service_checks(ctx)
+    rotation.check(ctx)
     _definition_checks(ctx)
     return ctx.out
 

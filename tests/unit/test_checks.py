@@ -26,7 +26,7 @@ ERRORS = {
     "file-not-regular", "file-size", "file-unreadable", "secret-name", "target-empty",
     "target-dotdot", "target-duplicate", "uid-not-numeric", "gid-not-numeric", "mode-range",
     "mode-decimal", "mode-interpolated", "mode-not-integer", "interpolation-bare-dollar",
-    "missing-source",
+    "missing-source", "rotate-label",
 }  # fmt: skip
 MARKER = "# <- here"
 
