@@ -109,7 +109,6 @@ class ContainerInfo:
     id: str = ""
     versions: tuple[str, ...] = ()  # store versions it holds, as name@version
 
-
     def to_json(self) -> dict[str, Any]:
         """As ``stack ps --format json`` prints it."""
         return {

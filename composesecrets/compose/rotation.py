@@ -52,8 +52,7 @@ def check(ctx: CheckContext) -> None:
                 (*base, rotate[0]),
                 "error",
                 "rotate-label",
-                f'{LABEL_ROTATE}: "{rotate[1]}" is not known; the one value is '
-                f'"{ROTATE_IN_PLACE}"',
+                f'{LABEL_ROTATE}: "{rotate[1]}" is not known; the one value is "{ROTATE_IN_PLACE}"',
             )
         signal = labels.get(LABEL_RELOAD_SIGNAL)
         if signal is not None and not is_signal_name(signal[1]):
@@ -86,7 +85,7 @@ def check(ctx: CheckContext) -> None:
                 (*base, rotate[0]),
                 "warning",
                 "rotate-in-place-swarm",
-                f'{LABEL_ROTATE}: {rotate[1]} is not applied on Docker Swarm: Swarm secrets are '
+                f"{LABEL_ROTATE}: {rotate[1]} is not applied on Docker Swarm: Swarm secrets are "
                 "immutable, so a new secret version rolls the service's tasks (new containers) "
                 "instead; the engine backend writes it into the running containers",
             )

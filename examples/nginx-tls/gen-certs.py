@@ -205,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if not existing_chain_ok(directory, now):
             print(f"{directory}: no valid root CA to sign with; run without --new-site first")
             return 1
-        ca_key = serialization.load_pem_private_key(
-            (directory / "root-ca.key").read_bytes(), None
-        )
+        ca_key = serialization.load_pem_private_key((directory / "root-ca.key").read_bytes(), None)
         if not isinstance(ca_key, rsa.RSAPrivateKey):
             print(f"{directory}/root-ca.key: not an RSA key")
             return 1

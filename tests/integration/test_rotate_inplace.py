@@ -51,7 +51,7 @@ secrets:
 # Reads until it sees the last value ($1 is its md5) or MAX_READS reads: one line per read.
 READER = (
     f'i=0; while [ "$i" -lt {MAX_READS} ]; do '
-    "h=$(md5sum /run/secrets/token 2>&1) || h=\"ERR $h\"; echo \"$h\"; "
+    'h=$(md5sum /run/secrets/token 2>&1) || h="ERR $h"; echo "$h"; '
     'case "$h" in "$1"*) break;; esac; i=$((i+1)); done'
 )
 
