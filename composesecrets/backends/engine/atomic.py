@@ -11,7 +11,8 @@ Kubernetes' atomic writer::
             00-site.key          the value, with the reference's uid/gid/mode
             01-site.crt
             ..versions.json      0600 root: the store versions this directory holds
-        ..000001/                the previous one, kept for readers that resolved it
+        ..000001/                the previous one, kept PRUNE_AFTER seconds for readers
+                                 that resolved ``..data`` just before the swap
         ..data -> ..000002       swapped with rename(2)
 
 and each target inside the container is a symlink ``<target> -> ROTATE_MOUNT/..data/<file>``
@@ -32,6 +33,7 @@ import os
 import re
 import shutil
 import tarfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -40,12 +42,16 @@ from composesecrets.docker_rules import ROTATE_MOUNT
 from composesecrets.errors import BackendError
 from composesecrets.model import SecretFile
 
-__all__ = ["DATA", "link_archive", "link_target", "live_versions", "publish"]
+__all__ = ["DATA", "link_archive", "link_target", "live_versions", "prune", "publish"]
 
 DATA = "..data"
 MANIFEST = "..versions.json"
 _VERSION_DIR = re.compile(r"\.\.(\d{6,})")
 DIR_MODE = 0o711  # readers of any uid traverse; nobody but root lists
+# A superseded version is removed (by the next publish or deploy) this many seconds after it
+# stopped being live: a reader whose path walk passed ``..data`` just before the swap may
+# still be looking up its file in it (on a loaded host that walk can be descheduled).
+PRUNE_AFTER = 5.0
 
 
 def _version_dirs(directory: Path) -> list[tuple[int, Path]]:
@@ -60,9 +66,8 @@ def _version_dirs(directory: Path) -> list[tuple[int, Path]]:
 def publish(directory: Path, files: Sequence[SecretFile], versions: Sequence[str]) -> Path:
     """Write ``files`` as a new version directory and point ``..data`` at it in one rename.
 
-    Creates ``directory`` (and the stack's 0700 directory above it) when missing. Keeps the
-    version that was live until now (a reader may have just resolved ``..data`` to it) and
-    removes older ones. Returns the new version directory."""
+    Creates ``directory`` (and the stack's 0700 directory above it) when missing, then
+    :func:`prune`s superseded versions. Returns the new version directory."""
     try:
         directory.parent.mkdir(mode=0o700, exist_ok=True)  # the stack's directory (shared)
         os.chmod(directory.parent, 0o700)
@@ -77,7 +82,6 @@ def publish(directory: Path, files: Sequence[SecretFile], versions: Sequence[str
             write_file(new / file_name(index, item.source), item)
         manifest = json.dumps(list(versions)).encode()
         write_file(new / MANIFEST, SecretFile(MANIFEST, MANIFEST, 0, 0, 0o600, manifest))
-        previous = os.readlink(directory / DATA) if (directory / DATA).is_symlink() else None
         link = directory / f"{DATA}.tmp"
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
@@ -87,10 +91,33 @@ def publish(directory: Path, files: Sequence[SecretFile], versions: Sequence[str
         raise BackendError(
             f"cannot write secret files in {directory}: {exc.strerror or exc}"
         ) from None
-    for _, old in existing:
-        if old.name != previous:
-            shutil.rmtree(old, ignore_errors=True)
+    prune(directory)
     return new
+
+
+def prune(directory: Path, grace: float = PRUNE_AFTER) -> None:
+    """Remove the versions that stopped being live more than ``grace`` seconds ago (when
+    the next one was written), and any never made live (a publish that failed)."""
+    try:
+        live = os.readlink(directory / DATA)
+        versions = _version_dirs(directory)
+    except OSError:
+        return
+    numbers = [number for number, path in versions if path.name == live]
+    if not numbers:
+        return
+    now = time.time()
+    for (number, path), (_, successor) in zip(versions, [*versions[1:], (0, None)]):
+        if number == numbers[0]:
+            continue
+        if number < numbers[0] and successor is not None:
+            try:
+                superseded = successor.stat().st_mtime
+            except OSError:
+                continue
+            if now - superseded <= grace:
+                continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def live_versions(directory: Path) -> list[str] | None:

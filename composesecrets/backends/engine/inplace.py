@@ -53,6 +53,7 @@ def rotate(container: Any, want: Replica, directory: Path, progress: Progress) -
     """Publish the wanted versions into a running container when they are not live yet, then
     send its reload signal. True when it rotated."""
     if atomic.live_versions(directory) == want.versions:
+        atomic.prune(directory)  # superseded versions go once no reader can be in them
         return False
     progress(want.name, "rotating secrets in place")
     atomic.publish(directory, want.secrets.files, want.versions)

@@ -158,13 +158,18 @@ class _Containers:
     def __init__(self, engine: FakeDocker) -> None:
         self.engine = engine
 
-    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None) -> list[Any]:
+    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None,
+             sparse: bool = False, ignore_removed: bool = False) -> list[Any]:  # fmt: skip
+        self.engine.lists += 1
         found = [c for c in self.engine.containers_by_id.values() if all or c.status == "running"]
         if filters and "label" in filters:
             found = [c for c in found if _label_match(c.labels, filters["label"])]
+        if not sparse:  # the SDK then inspects each container: one call per container
+            self.engine.gets += len(found)
         return found
 
     def get(self, name: str) -> FakeContainer:
+        self.engine.gets += 1
         found = self.engine.find_container(name)
         if found is None:
             raise api_error(f"No such container: {name}", 404)
@@ -401,6 +406,8 @@ class FakeDocker:
     secret_data: dict[str, bytes] = field(default_factory=dict)
     stop_timeouts: dict[str, int] = field(default_factory=dict)
     signals: list[tuple[str, str | int | None]] = field(default_factory=list)  # kill calls
+    lists: int = 0  # containers.list calls
+    gets: int = 0  # containers.get calls
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)

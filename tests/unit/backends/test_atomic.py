@@ -8,6 +8,7 @@ import os
 import stat
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,13 @@ def test_publish_makes_the_layout_and_swaps_data(tmp_path: Path) -> None:
     assert atomic.live_versions(directory) == ["st_site.key@2", "st_site.crt@2"]
     assert first.is_dir(), "the previous version stays for readers that resolved it"
     third = atomic.publish(directory, files("3"), ["st_site.key@3", "st_site.crt@3"])
-    assert not first.exists() and second.is_dir() and third.is_dir()
-    assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [atomic.DATA, second.name, third.name]
-    )
+    assert first.is_dir() and second.is_dir(), f"kept {atomic.PRUNE_AFTER} s after the swap"
+    old = time.time() - atomic.PRUNE_AFTER - 1
+    for path in (second, third):  # as if published long ago
+        os.utime(path, (old, old))
+    atomic.prune(directory)
+    assert not first.exists() and not second.exists() and third.is_dir()
+    assert sorted(p.name for p in directory.iterdir()) == sorted([atomic.DATA, third.name])
 
 
 @needs_root
@@ -126,3 +130,14 @@ def test_link_archive_holds_symlinks_into_the_mount_and_no_value() -> None:
         ("run/secrets/site.key", True, f"{ROTATE_MOUNT}/..data/00-site.key", 0, 0),
         ("run/secrets/site.crt", True, f"{ROTATE_MOUNT}/..data/01-site.crt", 33, 44),
     ]
+
+
+def test_prune_removes_a_version_never_made_live(tmp_path: Path) -> None:
+    directory = tmp_path / "stack" / "c1"
+    live = atomic.publish(directory, files("1"), [])
+    orphan = directory / "..000002"  # a publish that failed before the swap
+    orphan.mkdir()
+    atomic.prune(directory)
+    assert not orphan.exists() and live.is_dir()
+    assert os.readlink(directory / atomic.DATA) == live.name
+    atomic.prune(tmp_path / "missing")  # nothing published: nothing to do

@@ -183,8 +183,20 @@ def test_containers_report_the_live_versions(
 def test_wrong_rotation_labels_are_refused_by_the_plan(
     load: Load, labels: dict[str, str], message: str
 ) -> None:
+    """Behind the compose check (rule rotate-label), the plan refuses them too."""
+    import dataclasses
+
+    request = load(doc())
+    web = request.model.services["web"]
+    services = {
+        **request.model.services,
+        "web": dataclasses.replace(web, config={**web.config, "labels": labels}),
+    }
+    request = dataclasses.replace(
+        request, model=dataclasses.replace(request.model, services=services)
+    )
     with pytest.raises(InvalidComposeError, match=message):
-        EngineBackend(FakeDocker()).plan(load(doc(labels)))
+        EngineBackend(FakeDocker()).plan(request)
 
 
 def test_copy_delivery_warns_and_recreates(fake: FakeDocker, load: Load) -> None:
@@ -231,3 +243,19 @@ def test_stack_ps_shows_each_containers_secret_versions(
     rows = {row["Name"]: row for row in json.loads(as_json.stdout)}
     assert rows["st_web_2"]["SecretVersions"] == ["st_pw@2", "st_pw@2"]
     assert "CANARY" not in shown.output + as_json.output
+
+
+def test_a_rotation_reads_the_containers_in_a_constant_number_of_calls(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    """The SDK's default list inspects every container (one call each): 50 containers made
+    a rotation spend most of its time listing them twice (preflight, deploy)."""
+    backend = EngineBackend(fake)
+    many = doc()
+    many["services"]["web"]["deploy"]["replicas"] = 20
+    request = load(many)
+    deploy(backend, request, b"CANARY-v1", 1)
+    fake.lists = fake.gets = 0
+    result = deploy(backend, request, b"CANARY-v2", 2)
+    assert len(result.rotated) == 20
+    assert (fake.lists, fake.gets) == (2, 0)
