@@ -107,7 +107,8 @@ def prune(directory: Path, grace: float = PRUNE_AFTER) -> None:
     if not numbers:
         return
     now = time.time()
-    for (number, path), (_, successor) in zip(versions, [*versions[1:], (0, None)]):
+    successors: list[Path | None] = [path for _, path in versions[1:]] + [None]
+    for (number, path), successor in zip(versions, successors, strict=True):
         if number == numbers[0]:
             continue
         if number < numbers[0] and successor is not None:
