@@ -58,6 +58,7 @@ LABEL_RELOAD_SIGNAL = "io.composesecrets.reload-signal"  # e.g. SIGHUP, sent aft
 # Where an in-place service's secret directory is mounted inside its containers; each
 # target is a symlink to ``ROTATE_MOUNT/..data/<file>``.
 ROTATE_MOUNT = "/run/composesecrets"
+LABEL_KIND = "io.composesecrets.kind"  # "config" on store entries and Swarm objects of configs
 
 
 def is_secret_name(name: str) -> bool:

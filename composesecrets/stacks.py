@@ -1,37 +1,40 @@
 """Stack operations: the library API behind ``composesecrets stack ...``.
 
-``deploy`` loads and validates the compose files strictly, resolves every secret against
-the encrypted store (``file:`` secrets are imported as ``<STACK>_<key>``, a changed file
-becomes a new version; ``external`` ones must exist), asks the backend to refuse what
-cannot work, and only then changes the store and the engine. The deployment (services and
-secret versions in use) is recorded in the store so that ``secret rm`` refuses secrets in use.
+``deploy`` loads and validates the compose files strictly, plans (and tells every warning,
+refusing keys the backend does not apply that change what runs), resolves every secret and
+config against the encrypted store (:mod:`.stackfiles`: ``file:`` ones are imported as
+``<STACK>_<key>``, a changed file becomes a new version; ``external`` ones must exist), asks
+the backend to refuse what cannot work, and only then changes the store and the engine.
+``dry_run`` stops before any change and reports what ``deploy`` would do. The deployment
+(services and secret versions in use) is recorded in the store so that ``secret rm`` refuses
+secrets in use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composesecrets import model
+from composesecrets import model, stackfiles
 from composesecrets.backends import (
+    Backend,
     ContainerInfo,
     DeployRequest,
     DeployResult,
+    Plan,
     Progress,
     RemoveResult,
-    SecretFile,
-    ServiceSecrets,
     get_backend,
 )
+from composesecrets.backends.unapplied import blocking
 from composesecrets.docker_rules import LABEL_STACK
-from composesecrets.errors import InvalidComposeError, NotFoundError
-from composesecrets.store import Store, Usage
+from composesecrets.errors import InvalidComposeError, NotFoundError, UnappliedKeysError
+from composesecrets.store import Store
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class ServiceSummary:
                 "Running": self.running}  # fmt: skip
 
 
+def _ignore(_warning: str) -> None:
+    """Warnings are in the outcome too; callers that print them early pass ``warn``."""
+
+
 @dataclass
 class DeployOptions:
     files: Sequence[str] = ()
@@ -77,44 +84,103 @@ class DeployOptions:
     delivery: str = "tmpfs"
     store_dir: Path | None = None
     store_opener: Callable[[], Store] | None = None
+    allow_unapplied: bool = False  # deploy even when a key that changes what runs is unapplied
+    warn: Callable[[str], None] = _ignore  # told each warning before anything changes
 
 
-def _open_store(options: DeployOptions) -> Store:
+def _open_store(options: DeployOptions, *, create: bool = True) -> Store:
+    """The store (``create=False``: a missing store is :class:`NotFoundError`; callers that
+    pass ``store_opener`` decide themselves)."""
     if options.store_opener is not None:
         return options.store_opener()
-    return Store.open(options.store_dir)
+    return Store.open(options.store_dir, create=create)
 
 
 def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeployment:
-    """Validate, resolve secrets, then converge the backend to the compose files.
+    """Validate, resolve secrets and configs, then converge the backend to the compose files.
 
     Raises :class:`InvalidComposeError` carrying the diagnostics when the files are invalid,
-    and whatever the backend's plan refuses, before the store or the engine change."""
+    and whatever the backend's plan refuses, before the store or the engine change. The
+    warnings (validation warnings, keys the backend does not apply) go to ``options.warn``
+    before anything changes; a key that changes what runs refuses the deploy
+    (:class:`UnappliedKeysError`) unless ``options.allow_unapplied``."""
+    loaded, plan, backend, warnings = _prepare(stack, options)
+    definitions = stackfiles.used(loaded)
+    with _open_store(options) as store, stack_lock(store, stack):
+        stackfiles.check_external(store, definitions)
+        backend.preflight(plan)
+        values: dict[str, tuple[bytes, int]] = {}
+        imported = stackfiles.import_files(store, definitions, stack, progress, values)
+        secrets, usages = stackfiles.service_files(store, loaded, values)
+        read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
+        store.note("read", stack, f"deploy with {options.backend}: {read}")
+        result = backend.deploy(plan.with_secrets(secrets), progress)
+        store.record_usage(stack, backend.name, usages)
+    return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
+
+
+def _prepare(stack: str, options: DeployOptions) -> tuple[model.Stack, Plan, Backend, list[str]]:
+    """Load and validate strictly, plan, tell the warnings, refuse unapplied keys."""
     from composesecrets.compose.project import load_project, read_env_files
 
-    project = load_project(options.files, env_file=options.env_file, stack_name=stack, compat=False)
+    project = load_project(
+        options.files,
+        env_file=options.env_file,
+        stack_name=stack,
+        compat=False,
+        backend="swarm" if options.backend == "swarm" else "engine",
+    )
     if project.errors or project.stack is None:
         raise InvalidComposeError(
             f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed",
             diagnostics=project.diagnostics,
         )
     loaded = read_env_files(project.stack)
+    stackfiles.check_names(loaded)
     backend = get_backend(options.backend)
     plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
-    used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
-    with _open_store(options) as store, stack_lock(store, stack):
-        _check_external(store, loaded, used)
-        backend.preflight(plan)
-        warnings = [d.text() for d in project.warnings]
-        warnings += [f"warning: {w}" for w in plan.warnings]
-        values: dict[str, tuple[bytes, int]] = {}
-        imported = _import_file_secrets(store, loaded, stack, used, progress, values)
-        secrets, usages = _secret_files(store, loaded, values)
-        read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
-        store.note("read", stack, f"deploy with {options.backend}: {read}")
-        result = backend.deploy(plan.with_secrets(secrets), progress)
-        store.record_usage(stack, backend.name, usages)
-    return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
+    warnings = [d.text() for d in project.warnings]
+    warnings += [f"warning: {w}" for w in plan.warnings]
+    for warning in warnings:
+        options.warn(warning)
+    refused = blocking(plan.warnings)
+    if refused and not options.allow_unapplied:
+        keys = ", ".join(dict.fromkeys(w.subject for w in refused))
+        raise UnappliedKeysError(
+            f"the {backend.name} backend does not apply {keys}, which changes what runs; "
+            "nothing was deployed",
+            hint="remove or change those keys, or deploy anyway with --allow-unapplied",
+        )
+    return loaded, plan, backend, warnings
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What ``deploy`` would do (``stack deploy --dry-run``); nothing was changed."""
+
+    stack: str
+    backend: str
+    result: DeployResult
+    files: tuple[stackfiles.Planned, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def dry_run(stack: str, options: DeployOptions) -> DryRun:
+    """Load, validate, plan and resolve secrets and configs without importing them, and
+    compare with what runs: the store and the engine stay unchanged."""
+    loaded, plan, backend, warnings = _prepare(stack, options)
+    definitions = stackfiles.used(loaded)
+    try:
+        store: Store | None = _open_store(options, create=False)
+    except NotFoundError:
+        store = None  # no store yet: every file would be imported as version 1
+    with contextlib.ExitStack() as cleanup:
+        if store is not None:
+            cleanup.enter_context(store)
+        stackfiles.check_external(store, definitions)
+        secrets, planned = stackfiles.preview(store, loaded, definitions)
+    result = backend.diff(plan.with_secrets(secrets))
+    return DryRun(stack, backend.name, result, tuple(planned), tuple(warnings))
 
 
 @contextlib.contextmanager
@@ -128,89 +194,6 @@ def stack_lock(store: Store, stack: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _check_external(store: Store, stack: model.Stack, used: set[str]) -> None:
-    missing = []
-    for key, definition in stack.secrets.items():
-        if definition.external and key in used:
-            try:
-                store.inspect(definition.name)
-            except NotFoundError:
-                missing.append(definition.name)
-    if missing:
-        names = ", ".join(sorted(missing))
-        raise NotFoundError(
-            f"external secret(s) not in the store: {names}; nothing was deployed",
-            hint="create them first: composesecrets secret create NAME FILE",
-        )
-
-
-def _import_file_secrets(
-    store: Store,
-    stack: model.Stack,
-    stack_name: str,
-    used: set[str],
-    progress: Progress,
-    values: dict[str, tuple[bytes, int]],
-) -> list[str]:
-    """Import each used ``file:`` secret; a changed content becomes a new version.
-
-    ``values`` collects store name -> (value, version) for the secrets handled here.
-    """
-    from composesecrets.store import read_value
-
-    changed = []
-    for key, definition in stack.secrets.items():
-        if definition.external or definition.file is None or key not in used:
-            continue
-        value = read_value(definition.file)
-        labels = {**definition.labels, LABEL_STACK: stack_name}
-        try:
-            version = store.inspect(definition.name).info.version
-        except NotFoundError:
-            progress(definition.name, "importing secret")
-            values[definition.name] = (value, store.create(definition.name, value, labels).version)
-            changed.append(definition.name)
-            continue
-        current = store.get(definition.name, version, audit=False)
-        if hmac.compare_digest(current, value):
-            values[definition.name] = (current, version)
-        else:
-            progress(definition.name, "new secret version")
-            values[definition.name] = (value, store.rotate(definition.name, value).version)
-            changed.append(definition.name)
-    return changed
-
-
-def _secret_files(
-    store: Store, stack: model.Stack, values: dict[str, tuple[bytes, int]]
-) -> tuple[dict[str, ServiceSecrets], list[Usage]]:
-    """Each service's secret files (values read once per secret) and the usage records."""
-    out: dict[str, ServiceSecrets] = {}
-    usages: list[Usage] = []
-    digests: dict[str, str] = {}
-    for name, service in stack.services.items():
-        files, versions, marks = [], [], []
-        for ref in service.secrets:
-            store_name = stack.secrets[ref.source].name
-            if store_name not in values or store_name not in digests:
-                details = store.inspect(store_name)
-                version = values[store_name][1] if store_name in values else details.info.version
-                if store_name not in values:
-                    values[store_name] = (store.get(store_name, version, audit=False), version)
-                digests[store_name] = next(
-                    v.digest for v in details.versions if v.version == version
-                )
-            value, version = values[store_name]
-            files.append(
-                SecretFile(ref.source, ref.target, int(ref.uid), int(ref.gid), ref.mode, value)
-            )
-            versions.append((store_name, version))
-            marks.append(digests[store_name])
-            usages.append(Usage(store_name, name, version))
-        out[name] = ServiceSecrets(tuple(files), tuple(versions), tuple(marks))
-    return out, usages
 
 
 def remove(

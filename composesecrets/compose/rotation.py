@@ -39,7 +39,7 @@ def _labels(value: Any) -> dict[str, tuple[str | int, str]]:
 
 
 def check(ctx: CheckContext) -> None:
-    backend = getattr(getattr(ctx, "options", None), "backend", None)
+    backend = ctx.options.backend
     services = ctx.stack.config.get("services") or {}
     for name, body in services.items():
         if not isinstance(body, Mapping):
