@@ -33,6 +33,7 @@ from composesecrets.backends.docker_api import (
     deploy_failed,
     docker,
     is_local_daemon,
+    list_containers,
     parallel,
     reason,
     translated,
@@ -86,7 +87,7 @@ class EngineBackend(LazyClient):
     # ------------------------------------------------------------------ queries
     def _stack_containers(self, stack: str) -> list[Any]:
         with translated(f"listing containers of stack {stack}"):
-            return _listed(self.client, {"label": f"{LABEL_STACK}={stack}"})
+            return list_containers(self.client, {"label": f"{LABEL_STACK}={stack}"})
 
     def containers(self, stack: str) -> list[ContainerInfo]:
         out = []
@@ -148,7 +149,7 @@ class EngineBackend(LazyClient):
             except sdk.errors.APIError as exc:
                 raise BackendError(f'service "{service}": image {image}: {reason(exc)}') from None
         with translated("checking names on the engine"):
-            by_name = {c.name: c for c in _listed(client, None)}  # one call for all names
+            by_name = {c.name: c for c in list_containers(client, None)}  # one call for all names
             for want in plan.replicas():
                 other = by_name.get(want.name)
                 if other is None:
@@ -529,15 +530,3 @@ class EngineBackend(LazyClient):
                 removed_nets.append(net.name)
         tmpfs.remove_directory(tmpfs.stack_directory(root, stack))
         return RemoveResult(stack, tuple(names), tuple(removed_nets))
-
-
-def _listed(client: Any, filters: dict[str, str] | None) -> list[Any]:
-    """Containers from ONE list call (the SDK's default inspects each one: a call per
-    container), given the inspect-shaped ``Name`` and ``Config`` that the backend reads."""
-    found: list[Any] = client.containers.list(all=True, sparse=True, filters=filters or {})
-    for container in found:
-        attrs = container.attrs
-        if "Config" not in attrs:
-            attrs["Config"] = {"Labels": attrs.get("Labels") or {}, "Image": attrs.get("Image")}
-            attrs["Name"] = "/" + (attrs.get("Names") or ["/"])[0].lstrip("/")
-    return found
