@@ -92,8 +92,9 @@ def stack_deploy(
         bool,
         typer.Option(
             "--dry-run",
-            help="Change nothing: print what would be created, recreated, left unchanged and "
-            "removed, and the secret and config versions each service would get.",
+            help="Change nothing: print what would be created, recreated, rotated in place, "
+            "left unchanged and removed, and the secret and config versions each service "
+            "would get.",
         ),
     ] = False,
 ) -> None:
@@ -149,7 +150,7 @@ def _print_dry_run(preview: Any) -> None:
     from composesecrets import stacks
 
     result = preview.result
-    for label in ("created", "recreated", "unchanged", "removed"):
+    for label in ("created", "recreated", "rotated", "unchanged", "removed"):
         for name in getattr(result, label):
             typer.echo(f"{label:<10} {name}")
     for name in result.networks_created:

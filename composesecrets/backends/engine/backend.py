@@ -194,13 +194,16 @@ class EngineBackend(LazyClient):
         plan = self._own(plan)
         found = self._stack_containers(plan.request.stack)
         hashes = {c.name: (c.labels or {}).get(LABEL_HASH, "") for c in found}
+        in_place = [c for c in found if inplace.in_place_service(c.labels or {})]
+        root = tmpfs.runtime_root() if in_place else None
+        live = {c.name: inplace.versions_of(c, self._dir_of(c, root)) for c in in_place}
         with translated("listing networks"):
             present = {
                 net.name
                 for net in plan.networks.values()
                 if any(n.name == net.name for n in self.client.networks.list(names=[net.name]))
             }
-        return diff(plan, hashes, present)
+        return diff(plan, hashes, present, live)
 
     def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
         plan = self._own(plan)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from composesecrets.backends import DeployRequest, DeployResult, Plan, ServiceSecrets
@@ -165,17 +165,30 @@ def levels(services: Mapping[str, EngineService]) -> tuple[frozenset[str], ...]:
     return tuple(out)
 
 
-def diff(plan: EnginePlan, hashes: Mapping[str, str], networks: set[str]) -> DeployResult:
+def diff(
+    plan: EnginePlan,
+    hashes: Mapping[str, str],
+    networks: set[str],
+    live: Mapping[str, Sequence[str]] | None = None,
+) -> DeployResult:
     """What a deploy of ``plan`` would do to a stack whose containers have the configuration
-    ``hashes`` (by container name) and whose engine has the ``networks`` (names)."""
+    ``hashes`` (by container name), hold the secret versions ``live`` (``name@version``, for
+    in-place rotation) and whose engine has the ``networks`` (names)."""
     existing = {name: h for name, h in hashes.items() if not name.endswith("-next")}
-    out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": []}
+    out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": [], "rotated": []}
     desired = plan.replicas()
     for want in desired:
         current = existing.get(want.name)
         state = "created" if current is None else "unchanged"
         if current is not None and current != want.config_hash:
             state = "recreated"
+        elif (
+            state == "unchanged"
+            and want.in_place
+            and live is not None
+            and list(live.get(want.name, ())) != want.versions
+        ):
+            state = "rotated"
         out[state].append(want.name)
     keep = {d.name for d in desired}
     return DeployResult(
@@ -185,4 +198,5 @@ def diff(plan: EnginePlan, hashes: Mapping[str, str], networks: set[str]) -> Dep
         tuple(out["unchanged"]),
         tuple(sorted(n for n in existing if n not in keep)),
         tuple(n.name for n in plan.networks.values() if not n.external and n.name not in networks),
+        rotated=tuple(out["rotated"]),
     )

@@ -259,3 +259,23 @@ def test_a_rotation_reads_the_containers_in_a_constant_number_of_calls(
     result = deploy(backend, request, b"CANARY-v2", 2)
     assert len(result.rotated) == 20
     assert (fake.lists, fake.gets) == (2, 0)
+
+
+def test_dry_run_diff_reports_the_rotation_and_changes_nothing(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    backend = EngineBackend(fake)
+    request = load(doc())
+    deploy(backend, request, b"CANARY-v1", 1)
+    plan = backend.plan(request)
+    pending = plan.with_secrets(secrets_for(request, {"pw": (b"CANARY-v2", 2)}))
+    fake.calls.clear()
+    result = backend.diff(pending)
+    assert sorted(result.rotated) == ["st_web_1", "st_web_2"]
+    assert result.recreated == ("st_db_1",)
+    assert fake.calls == []
+    web = fake.find_container("st_web_1")
+    assert web is not None
+    assert atomic.live_versions(secret_dir(web)) == ["st_pw@1", "st_pw@1"]
+    same = backend.diff(plan.with_secrets(secrets_for(request, {"pw": (b"CANARY-v1", 1)})))
+    assert same.rotated == () and len(same.unchanged) == 3
