@@ -13,6 +13,7 @@ secrets in use.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -129,6 +130,7 @@ def _prepare(stack: str, options: DeployOptions) -> tuple[model.Stack, Plan, Bac
         stack_name=stack,
         compat=False,
         backend="swarm" if options.backend == "swarm" else "engine",
+        backend_checks=False,  # the plan below reports unapplied keys itself, first
     )
     if project.errors or project.stack is None:
         raise InvalidComposeError(
@@ -187,8 +189,14 @@ def dry_run(stack: str, options: DeployOptions) -> DryRun:
 def stack_lock(store: Store, stack: str) -> Iterator[None]:
     """One deploy or removal of a stack at a time (an flock on a file in the store dir)."""
     directory = store.directory / "locks"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        yield  # a read-only store: nothing can change it concurrently, deploy reads only
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
