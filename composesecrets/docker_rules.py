@@ -27,6 +27,8 @@ SECRETS_DIR = "/run/secrets"
 DEFAULT_UID = "0"
 DEFAULT_GID = "0"
 DEFAULT_MODE = 0o444
+# docker stack deploy: a service without restart_policy restarts on any exit
+DEFAULT_RESTART_CONDITION = "any"
 
 # --------------------------------------------------------------------------- labels
 # Docker's stack namespace label (docker stack ls/ps/services read it).

@@ -96,6 +96,7 @@ class DeployResult:
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     networks_created: tuple[str, ...] = ()
+    started: tuple[str, ...] = ()  # same configuration, was not running: started again
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,9 @@ class EngineBackend(LazyClient):
             created: list[str] = []
             recreated: list[str] = []
             unchanged: list[str] = []
-            outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged}
+            started: list[str] = []
+            outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged,
+                        "started": started}  # fmt: skip
             for level in plan.levels:
                 # services of a level in parallel; the replicas of one service one at a time,
                 # so that a replacement is running before the next old replica stops
@@ -233,6 +235,7 @@ class EngineBackend(LazyClient):
             tuple(unchanged),
             tuple(removed),
             tuple(networks_created),
+            tuple(started),
         )
 
     def _networks(self, plan: EnginePlan, run: _Run, progress: Progress) -> list[str]:
@@ -299,7 +302,8 @@ class EngineBackend(LazyClient):
         run: _Run,
         progress: Progress,
     ) -> str:
-        """Bring one replica to the wanted state: 'created', 'recreated' or 'unchanged'."""
+        """Bring one replica to the wanted state: 'created', 'recreated', 'started' (same
+        configuration, was not running) or 'unchanged'."""
         if current is not None and (current.labels or {}).get(LABEL_HASH) == want.config_hash:
             if current.status != "running":
                 # e.g. after a daemon or host restart: secret files may be gone with the tmpfs
@@ -309,6 +313,7 @@ class EngineBackend(LazyClient):
                     tmpfs.write_container_files(directory, want.secrets.files)
                 with translated(f'service "{want.service.name}": starting {want.name}'):
                     current.start()
+                return "started"
             return "unchanged"
         if current is None:
             progress(want.name, "creating")

@@ -14,6 +14,7 @@ from unit.backends.fake_docker import FakeDocker
 from composesecrets.backends import DeployRequest
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.docker_rules import LABEL_HASH, LABEL_STACK
+from composesecrets.stacks import describe
 from composesecrets.errors import (
     BackendError,
     ConflictError,
@@ -138,10 +139,13 @@ def test_a_stopped_container_with_the_same_hash_is_started_again(
     deploy(backend, load(doc()))
     db = fake.find_container("st_db_1")
     assert db is not None
-    db.status = "exited"
+    db.status = "exited"  # e.g. `docker kill`: the run starts it again and says so
     result = deploy(backend, load(doc()))
-    assert "st_db_1" in result.unchanged
+    assert result.started == ("st_db_1",)
+    assert "st_db_1" not in result.unchanged
+    assert sorted(result.unchanged) == ["st_web_1", "st_web_2"]
     assert db.status == "running"
+    assert describe(result) == "1 started, 2 unchanged"
 
 
 @pytest.mark.parametrize(
