@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import hmac
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from composesecrets.backends import (
     ServiceSecrets,
     get_backend,
 )
+from composesecrets.compose.diagnostics import Diagnostic
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import InvalidComposeError, NotFoundError
 from composesecrets.store import Store, Usage
@@ -93,7 +94,9 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
     from composesecrets.compose.project import load_project, read_env_files
 
     project = load_project(options.files, env_file=options.env_file, stack_name=stack, compat=False)
-    if project.errors or project.stack is None:
+    # a missing secret file is fine when the store already holds <STACK>_<key> (checked below)
+    blocking = [d for d in project.errors if d.rule not in MISSING_FILE_RULES]
+    if blocking or project.stack is None:
         raise InvalidComposeError(
             f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed",
             diagnostics=project.diagnostics,
@@ -104,11 +107,16 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
     used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
     with _open_store(options) as store, stack_lock(store, stack):
         _check_external(store, loaded, used)
+        stored = _stored_instead_of_missing_files(store, loaded, project.diagnostics)
         backend.preflight(plan)
         warnings = [d.text() for d in project.warnings]
+        warnings += [
+            f"note: {path} not found: using {name} version {version} from the store"
+            for name, (path, version) in sorted(stored.items())
+        ]
         warnings += [f"warning: {w}" for w in plan.warnings]
         values: dict[str, tuple[bytes, int]] = {}
-        imported = _import_file_secrets(store, loaded, stack, used, progress, values)
+        imported = _import_file_secrets(store, loaded, stack, used, progress, values, stored)
         secrets, usages = _secret_files(store, loaded, values)
         read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
         store.note("read", stack, f"deploy with {options.backend}: {read}")
@@ -146,6 +154,38 @@ def _check_external(store: Store, stack: model.Stack, used: set[str]) -> None:
         )
 
 
+# compose check rules that report a ``file:`` secret source that does not exist
+MISSING_FILE_RULES = frozenset(("file-missing",))
+
+
+def _stored_instead_of_missing_files(
+    store: Store, stack: model.Stack, diagnostics: Sequence[Diagnostic]
+) -> dict[str, tuple[Path, int]]:
+    """Store name -> (missing file, current version) for each ``file:`` secret whose file is
+    gone but whose ``<STACK>_<key>`` the store holds; an error when neither exists."""
+    out: dict[str, tuple[Path, int]] = {}
+    unresolved = []
+    for definition in stack.secrets.values():
+        if definition.external or definition.file is None or definition.file.exists():
+            continue
+        try:
+            out[definition.name] = (definition.file, store.inspect(definition.name).info.version)
+        except NotFoundError:
+            unresolved.append(definition)
+    if unresolved:
+        missing = {str(d.file) for d in unresolved}
+        shown = [d for d in diagnostics if d.rule in MISSING_FILE_RULES and
+                 any(m in d.message for m in missing)]  # fmt: skip
+        files = ", ".join(sorted(missing))
+        raise InvalidComposeError(
+            f"secret file(s) {files} do not exist and the secret is not in the store; "
+            "nothing was deployed",
+            diagnostics=shown,
+            hint="create the file, or import the value: composesecrets secret create NAME FILE",
+        )
+    return out
+
+
 def _import_file_secrets(
     store: Store,
     stack: model.Stack,
@@ -153,10 +193,12 @@ def _import_file_secrets(
     used: set[str],
     progress: Progress,
     values: dict[str, tuple[bytes, int]],
+    stored: Mapping[str, tuple[Path, int]],
 ) -> list[str]:
     """Import each used ``file:`` secret; a changed content becomes a new version.
 
-    ``values`` collects store name -> (value, version) for the secrets handled here.
+    ``values`` collects store name -> (value, version) for the secrets handled here; the
+    secrets in ``stored`` (file missing, in the store) keep the store's current version.
     """
     from composesecrets.store import read_value
 
@@ -164,6 +206,8 @@ def _import_file_secrets(
     for key, definition in stack.secrets.items():
         if definition.external or definition.file is None or key not in used:
             continue
+        if definition.name in stored:
+            continue  # _secret_files reads the store's current version
         value = read_value(definition.file)
         labels = {**definition.labels, LABEL_STACK: stack_name}
         try:

@@ -16,6 +16,7 @@ from composesecrets.backends.engine import tmpfs
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.errors import (
     BackendError,
+    ComposeSecretsError,
     ConflictError,
     DeployFailedError,
     InvalidComposeError,
@@ -155,6 +156,28 @@ def test_changed_secret_file_is_a_new_version_and_recreates_its_users(
         assert store.inspect("shop_db_password").info.version == 2
         assert {u.version for u in store.usages(secret="shop_db_password")} == {2}
     assert [f[-1] for f in delivered(fake, "shop_worker_2")] == [b"CANARY-db-v2"]
+
+
+def test_redeploy_without_the_plaintext_file_uses_the_stored_version(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").unlink()  # what the security model recommends
+    again = stacks.deploy("shop", options(project), progress)
+    assert len(again.result.unchanged) == 3 and again.imported == ()
+    notes = [w for w in again.warnings if "db_password.txt" in w]
+    assert len(notes) == 1 and "shop_db_password version 1 from the store" in notes[0]
+    assert [f[-1] for f in delivered(fake, "shop_worker_1")] == [b"CANARY-db-v1"]
+
+
+def test_missing_file_not_in_the_store_is_an_error(project: Path, fake: FakeDocker) -> None:
+    with_external(project)
+    (project / "db_password.txt").unlink()
+    with pytest.raises(ComposeSecretsError, match=r"db_password\.txt") as caught:
+        stacks.deploy("shop", options(project), progress)
+    assert "not in the store" in caught.value.message
+    assert fake.container_names() == []
 
 
 def test_missing_external_secret_changes_nothing(project: Path, fake: FakeDocker) -> None:
