@@ -124,6 +124,14 @@ class RemoveResult:
     stack: str
     containers: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
+    # what could not be removed: (object, the engine's reason); everything else was
+    leftovers: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()  # store secrets removed with the stack (set by stacks)
+
+    @property
+    def found(self) -> bool:
+        """False when there was nothing of the stack (``Nothing found in stack``)."""
+        return bool(self.containers or self.networks or self.leftovers or self.secrets)
 
 
 class Backend(Protocol):

@@ -27,7 +27,6 @@ from composesecrets.backends import (
     RemoveResult,
 )
 from composesecrets.backends.docker_api import (
-    STOP_WORKERS,
     LazyClient,
     deploy_failed,
     docker,
@@ -36,7 +35,7 @@ from composesecrets.backends.docker_api import (
     reason,
     translated,
 )
-from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.engine import teardown, tmpfs
 from composesecrets.backends.engine.plan import EnginePlan, Replica, make_plan
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
@@ -73,6 +72,19 @@ class _Run:
     created_networks: list[Any] = field(default_factory=list)
     stopped: list[Any] = field(default_factory=list)  # old containers stopped for a replacement
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+LOG_LINES = 20  # of a container that failed a deploy, shown in the error
+
+
+def _last_lines(container: Any, count: int) -> str:
+    """The container's last ``count`` log lines (empty when the engine cannot tell)."""
+    try:
+        raw = container.logs(tail=count, stdout=True, stderr=True)
+    except docker().errors.DockerException:
+        return ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()[-count:])
 
 
 class EngineBackend(LazyClient):
@@ -416,10 +428,14 @@ class EngineBackend(LazyClient):
             state = container.attrs.get("State") or {}
             if state.get("Status") in ("exited", "dead") and state.get("ExitCode", 0) != 0:
                 service = (container.labels or {}).get(LABEL_SERVICE, "?")
+                # the rollback removes the container: keep its last words in the error
+                tail = _last_lines(container, LOG_LINES)
+                shown = f"; its last {LOG_LINES} log lines:\n{tail}" if tail else ""
                 raise BackendError(
                     f'service "{service}": container {container.name} exited with code '
-                    f"{state.get('ExitCode')} right after starting "
-                    f"({state.get('Error') or 'see docker logs ' + container.name})"
+                    f"{state.get('ExitCode')} right after starting"
+                    + (f" ({state['Error']})" if state.get("Error") else "")
+                    + (shown or " (it wrote no log lines)")
                 )
 
     def _retire(self, container: Any, root: Path | None) -> None:
@@ -476,26 +492,6 @@ class EngineBackend(LazyClient):
 
     # ------------------------------------------------------------------ remove
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
-        containers = self._stack_containers(stack)
-        root = tmpfs.runtime_root()
-
-        def retire(container: Any) -> str:
-            progress(container.name, "removing")
-            timeout = int((container.labels or {}).get(LABEL_STOP) or 10)
-            with translated(f"stopping {container.name}"):
-                if container.status == "running":
-                    container.stop(timeout=timeout)
-            self._retire(container, root)
-            return str(container.name)
-
-        # stops mostly wait out grace periods: let them all wait at once
-        names = parallel([functools.partial(retire, c) for c in containers], STOP_WORKERS)
-        with translated(f"removing networks of stack {stack}"):
-            nets = self.client.networks.list(filters={"label": f"{LABEL_STACK}={stack}"})
-            removed_nets = []
-            for net in nets:
-                progress(net.name, "removing network")
-                net.remove()
-                removed_nets.append(net.name)
-        tmpfs.remove_directory(tmpfs.stack_directory(root, stack))
-        return RemoveResult(stack, tuple(names), tuple(removed_nets))
+        return teardown.remove_stack(
+            self.client, stack, lambda: self._stack_containers(stack), self._retire, progress
+        )
