@@ -10,6 +10,7 @@ secret versions in use) is recorded in the store so that ``secret rm`` refuses s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hmac
 import os
@@ -31,7 +32,13 @@ from composesecrets.backends import (
 )
 from composesecrets.compose.diagnostics import Diagnostic
 from composesecrets.docker_rules import LABEL_STACK
-from composesecrets.errors import InvalidComposeError, NotFoundError
+from composesecrets.errors import (
+    ComposeSecretsError,
+    ConflictError,
+    DeployFailedError,
+    InvalidComposeError,
+    NotFoundError,
+)
 from composesecrets.store import Store, Usage
 
 
@@ -74,7 +81,7 @@ class ServiceSummary:
 class DeployOptions:
     files: Sequence[str] = ()
     env_file: str | Path | None = None
-    backend: str = "engine"
+    backend: str | None = None  # None: the stack's recorded backend, else engine
     delivery: str = "tmpfs"
     store_dir: Path | None = None
     store_opener: Callable[[], Store] | None = None
@@ -102,10 +109,10 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
             diagnostics=project.diagnostics,
         )
     loaded = read_env_files(project.stack)
-    backend = get_backend(options.backend)
-    plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
     used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
     with _open_store(options) as store, stack_lock(store, stack):
+        backend = get_backend(_deploy_backend(store, stack, options.backend))
+        plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
         _check_external(store, loaded, used)
         stored = _stored_instead_of_missing_files(store, loaded, project.diagnostics)
         backend.preflight(plan)
@@ -119,10 +126,57 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
         imported = _import_file_secrets(store, loaded, stack, used, progress, values, stored)
         secrets, usages = _secret_files(store, loaded, values)
         read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
-        store.note("read", stack, f"deploy with {options.backend}: {read}")
-        result = backend.deploy(plan.with_secrets(secrets), progress)
+        store.note("read", stack, f"deploy with {backend.name}: {read}")
+        try:
+            result = backend.deploy(plan.with_secrets(secrets), progress)
+        except DeployFailedError:
+            _forget_imports(store, [(name, values[name][1]) for name in imported])
+            raise
         store.record_usage(stack, backend.name, usages)
     return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
+
+
+def _forget_imports(store: Store, imported: Sequence[tuple[str, int]]) -> None:
+    """After a rolled-back deploy: remove the secrets it created, and the versions it added
+    (the version before is current again), so that the store matches what runs."""
+    for name, version in imported:
+        with contextlib.suppress(ComposeSecretsError):
+            if version == 1:
+                store.remove(name)
+            else:
+                store.drop_version(name, version)
+
+
+def _deploy_backend(store: Store, stack: str, wanted: str | None) -> str:
+    """The backend to deploy ``stack`` with: the one it runs on (recorded in the store, else
+    found on the engine), ``wanted`` for a new stack (default engine). Deploying a running
+    stack with another backend would run it twice: refused with the migration steps."""
+    records = store.usages(stack=stack)
+    current = records[0].backend if records else _found_on(stack)
+    if current is None or wanted in (None, current):
+        return wanted or current or "engine"
+    raise ConflictError(
+        f"stack {stack} runs on the {current} backend; deploying it with --backend {wanted} "
+        "would run it twice",
+        hint=f"to move it: composesecrets stack rm --keep-secrets {stack}, then "
+        f"composesecrets stack deploy --backend {wanted} -c FILE {stack} (or drop --backend "
+        f"to redeploy it on {current})",
+    )
+
+
+def _found_on(stack: str) -> str | None:
+    """The backend whose engine has objects of ``stack`` (a stack without secrets has no
+    record in the store); None when none has."""
+    from composesecrets.backends import BACKENDS
+    from composesecrets.errors import BackendError
+
+    for name in BACKENDS:
+        try:
+            if get_backend(name).containers(stack):
+                return name
+        except BackendError:
+            continue  # e.g. the swarm backend on an engine that is not a swarm manager
+    return None
 
 
 @contextlib.contextmanager
@@ -277,7 +331,8 @@ def remove(
             cleanup.enter_context(store)
             cleanup.enter_context(stack_lock(store, stack))
         records = store.usages(stack=stack) if store is not None else []
-        backend = get_backend(backend_name or (records[0].backend if records else "engine"))
+        recorded = records[0].backend if records else None
+        backend = get_backend(backend_name or recorded or _found_on(stack) or "engine")
         result = backend.remove(stack, progress)
         if store is not None:
             store.clear_usage(stack)
@@ -291,6 +346,7 @@ def remove(
                 for name in own:
                     progress(name, "removing secret")
                 store.remove_many(own)
+                result = dataclasses.replace(result, secrets=tuple(own))
     return result
 
 

@@ -65,8 +65,14 @@ def stack_deploy(
     stack: StackArg,
     compose_file: ComposeFiles = None,
     backend: Annotated[
-        str, typer.Option("--backend", help="engine (default: one Docker Engine) or swarm.")
-    ] = "engine",
+        str | None,
+        typer.Option(
+            "--backend",
+            help="engine (one Docker Engine) or swarm. Default: the backend the stack runs "
+            "on, engine for a new stack.",
+            show_default=False,
+        ),
+    ] = None,
     env_file: EnvFile = None,
     delivery: Annotated[
         DeliveryMode,
@@ -125,21 +131,40 @@ def stack_rm(
 ) -> None:
     """Remove stacks: containers, networks, secret files and (by default) their own secrets."""
     from composesecrets import stacks
+    from composesecrets.errors import BackendError
 
     progress = _Progress(quiet)
+    results = []
     try:
         for name in names:
-            stacks.remove(
-                name,
-                keep_secrets=keep_secrets,
-                store_opener=lambda: open_store(ctx, create=False),
-                progress=progress,
+            results.append(
+                stacks.remove(
+                    name,
+                    keep_secrets=keep_secrets,
+                    store_opener=lambda: open_store(ctx, create=False),
+                    progress=progress,
+                )
             )
     finally:
         progress.close()
-    if not quiet:
-        for name in names:
-            typer.echo(f"stack {name} removed")
+    left: list[str] = []
+    for result in results:
+        if not result.found:
+            typer.echo(f"Nothing found in stack: {result.stack}", err=True)  # as Docker says
+            continue
+        for what, why in result.leftovers:
+            left.append(what)
+            typer.echo(f"error: stack {result.stack}: {what} was left behind: {why}", err=True)
+        if not quiet:
+            rest = " (everything else)" if result.leftovers else ""
+            typer.echo(f"stack {result.stack} removed{rest}")
+    if left:
+        raise BackendError(
+            f"{len(left)} network(s) could not be removed: {', '.join(left)}",
+            hint="see what still uses it: docker network inspect NAME; a stale endpoint of a "
+            "removed container goes with docker network disconnect -f NAME CONTAINER (or a "
+            "dockerd restart); then docker network rm NAME",
+        )
 
 
 @stack_app.command("ls")

@@ -225,6 +225,40 @@ class SecretTable:
 
         return self._write_with_keys(txn)
 
+    def drop_version(self, name: str, version: int) -> SecretInfo:
+        """Undo a :meth:`rotate` that made ``version``: delete it (it must be the current one
+        and used by no stack) and make the newest remaining version current again."""
+
+        def txn(c: sqlite3.Connection) -> SecretInfo:
+            row = by_name(c, name)
+            if row.current != version or version < 2:
+                raise ConflictError(
+                    f"secret {row.name!r}: version {version} is not the newest of several"
+                )
+            if c.execute(
+                "SELECT 1 FROM usages WHERE secret_id = ? AND version = ?", (row.id, version)
+            ).fetchone():
+                raise ConflictError(f"secret {row.name!r}: version {version} is in use")
+            previous = c.execute(
+                "SELECT MAX(version) FROM versions WHERE secret_id = ? AND version < ?",
+                (row.id, version),
+            ).fetchone()[0]
+            if previous is None:
+                raise ConflictError(f"secret {row.name!r} keeps no version before {version}")
+            now = time.time_ns()
+            c.execute("DELETE FROM versions WHERE secret_id = ? AND version = ?", (row.id, version))
+            c.execute(
+                "UPDATE secrets SET current = ?, updated_ns = ? WHERE id = ?",
+                (previous, now, row.id),
+            )
+            audit.append(c, "drop-version", row.name, f"id={row.id} version={version} "
+                         f"current={previous}")  # fmt: skip
+            info = row.info()
+            return SecretInfo(info.id, info.name, int(previous), info.labels, info.created_at,
+                              from_ns(now))  # fmt: skip
+
+        return dbm.write(self._connect(), txn)
+
     def get(self, name: str, version: int | None, *, audited: bool, reason: str) -> bytes:
         base, wanted = split_ref(name, version)
         store_id = self._keyring.store_id

@@ -345,3 +345,95 @@ def test_file_secret_named_like_an_id_prefix_never_rotates_that_secret(
         mine = store.inspect(prefix).info
         assert mine.id != victim_id and store.get(prefix) == b"CANARY-db-v1"
     assert [f[-1] for f in delivered(fake, "shop_worker_1")] == [b"CANARY-db-v1"]
+
+
+# --------------------------------------------------------------------------- day two (issue 10)
+
+
+def test_rm_of_a_stack_that_does_not_exist_finds_nothing(project: Path, fake: FakeDocker) -> None:
+    with_external(project)
+    result = stacks.remove("nope", store_opener=lambda: opener(project), progress=progress)
+    assert not result.found
+
+
+def test_rm_with_a_network_that_cannot_go_finishes_everything_else(
+    project: Path, fake: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from composesecrets.backends.engine import teardown
+
+    monkeypatch.setattr(teardown, "sleep", lambda _seconds: None)
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    fake.fail("network.remove", "shop_default", "network shop_default has active endpoints",
+              times=1000)  # fmt: skip
+    result = stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
+    assert [name for name, _ in result.leftovers] == ["shop_default"]
+    assert "has active endpoints" in result.leftovers[0][1]
+    assert result.secrets == ("shop_db_password",)
+    assert fake.container_names() == []
+    with opener(project) as store:
+        assert store.usages(stack="shop") == []
+        assert [i.name for i in store.list_secrets()] == ["api_key"]
+
+
+def test_rolled_back_deploy_puts_the_previous_version_back(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").write_bytes(b"CANARY-db-v2")
+    fake.fail("container.start", "shop_worker_2-next", "boom")
+    with pytest.raises(DeployFailedError, match="boom"):
+        stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        details = store.inspect("shop_db_password")
+        assert details.info.version == 1
+        assert [v.version for v in details.versions] == [1]
+        assert store.get("shop_db_password") == b"CANARY-db-v1"
+    # the next deploy imports the file again
+    again = stacks.deploy("shop", options(project), progress)
+    assert again.imported == ("shop_db_password",)
+
+
+def test_rolled_back_first_deploy_removes_the_secret_it_imported(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    fake.fail("container.start", "shop_web_1", "boom")
+    with pytest.raises(DeployFailedError):
+        stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        assert [i.name for i in store.list_secrets()] == ["api_key"]
+
+
+@pytest.fixture
+def swarm(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    from composesecrets.backends.swarm.backend import SwarmBackend
+
+    engine = FakeDocker(swarm=True)
+    monkeypatch.setitem(BACKENDS, "swarm", lambda: SwarmBackend(engine))
+    return engine
+
+
+def test_redeploy_without_backend_uses_the_recorded_one(
+    project: Path, fake: FakeDocker, swarm: FakeDocker
+) -> None:
+    with_external(project)
+    opts = options(project)
+    opts.backend = "swarm"
+    stacks.deploy("shop", opts, progress)
+    opts.backend = None
+    again = stacks.deploy("shop", opts, progress)
+    assert again.backend == "swarm" and fake.container_names() == []
+    opts.backend = "engine"
+    with pytest.raises(ConflictError, match="swarm backend") as caught:
+        stacks.deploy("shop", opts, progress)
+    assert "stack rm --keep-secrets shop" in (caught.value.hint or "")
+    assert fake.container_names() == []
+
+
+def test_first_deploy_without_backend_uses_the_engine(project: Path, fake: FakeDocker) -> None:
+    with_external(project)
+    opts = options(project)
+    opts.backend = None
+    assert stacks.deploy("shop", opts, progress).backend == "engine"

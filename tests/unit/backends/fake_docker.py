@@ -16,6 +16,7 @@ as ``(operation, object name)``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -536,10 +537,8 @@ class FakeDocker:
             if (policy == "always"
                     or (policy == "unless-stopped" and not c.manually_stopped)
                     or (policy == "on-failure" and c.exit_code != 0)):  # fmt: skip
-                try:
-                    c._run()
-                except docker.errors.APIError:
-                    pass  # Docker logs it; the container stays exited with State.Error set
+                with contextlib.suppress(docker.errors.APIError):
+                    c._run()  # a failure: Docker logs it; the container keeps State.Error
 
     def service_spec(self, task_template: dict[str, Any], name: str,
                      kwargs: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip

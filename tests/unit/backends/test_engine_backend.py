@@ -14,13 +14,13 @@ from unit.backends.fake_docker import FakeDocker
 from composesecrets.backends import DeployRequest
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.docker_rules import LABEL_HASH, LABEL_STACK
-from composesecrets.stacks import describe
 from composesecrets.errors import (
     BackendError,
     ConflictError,
     DeployFailedError,
     InvalidComposeError,
 )
+from composesecrets.stacks import describe
 
 IMAGE = "busybox:test"
 
