@@ -47,6 +47,9 @@ LABEL_BACKEND = "io.composesecrets.backend"
 LABEL_HASH = "io.composesecrets.config-hash"
 LABEL_DIR = "io.composesecrets.secret-dir"
 LABEL_TARGETS = "io.composesecrets.secrets"
+# per container, its secret files (store name, version, key, target, uid, gid, mode): what
+# `stack restore` re-creates after a reboot without a compose file
+LABEL_FILES = "io.composesecrets.secret-files"
 LABEL_REPLICAS = "io.composesecrets.replicas"
 LABEL_STOP = "io.composesecrets.stop-timeout"
 LABEL_SECRET = "io.composesecrets.secret"

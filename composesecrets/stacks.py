@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composesecrets import model
 from composesecrets.backends import (
@@ -30,6 +30,7 @@ from composesecrets.backends import (
     ServiceSecrets,
     get_backend,
 )
+from composesecrets.backends.engine.restore import RestoreResult
 from composesecrets.compose.diagnostics import Diagnostic
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import (
@@ -40,6 +41,9 @@ from composesecrets.errors import (
     NotFoundError,
 )
 from composesecrets.store import Store, Usage
+
+if TYPE_CHECKING:
+    from composesecrets.backends.engine.restore import RestoreResult
 
 
 @dataclass(frozen=True)
@@ -348,6 +352,60 @@ def remove(
                 store.remove_many(own)
                 result = dataclasses.replace(result, secrets=tuple(own))
     return result
+
+
+def restore(
+    names: Sequence[str],
+    *,
+    everything: bool = False,
+    store_opener: Callable[[], Store] | None = None,
+    store_dir: Path | None = None,
+    progress: Progress,
+) -> list[RestoreResult]:
+    """Re-create the secret files of engine stacks from the store (the version each container
+    was deployed with) and start the containers Docker would have restarted. Needs no
+    compose file and no secret file; idempotent. ``everything``: every stack on the engine."""
+    from composesecrets.backends.engine.backend import EngineBackend
+    from composesecrets.backends.engine.restore import FileRecord
+
+    backend = get_backend("engine")
+    if not isinstance(backend, EngineBackend):
+        raise ConflictError("stack restore needs the engine backend")
+    opener = store_opener or (lambda: Store.open(store_dir, create=False))
+    results = []
+    with opener() as store:
+        records = store.usages()
+        on_engine = set(backend.stacks())
+        targets = list(names)
+        if everything:
+            recorded = {r.stack for r in records if r.backend == backend.name}
+            targets += sorted((on_engine | recorded) - set(targets))
+        for stack in targets:
+            mine = [r for r in records if r.stack == stack]
+            if mine and mine[0].backend != backend.name:
+                progress(stack, f"skipped: runs on {mine[0].backend} (keeps its own secrets)")
+                continue
+            if stack not in on_engine:
+                raise NotFoundError(f"nothing of stack {stack} is on the engine")
+            versions = {(r.service, r.secret_name): r.version for r in mine}
+
+            def version(service: str, record: FileRecord, versions: Any = versions) -> int:
+                # the store's record of the deploy, else what the container was created with
+                found: int = versions.get((service, record.name), record.version)
+                return found
+
+            def fetch(
+                wanted: set[tuple[str, int]], stack: str = stack
+            ) -> dict[tuple[str, int], bytes]:
+                values = {(n, v): store.get(n, v, audit=False) for n, v in sorted(wanted)}
+                if values:
+                    read = " ".join(f"{n}@{v}" for n, v in sorted(values))
+                    store.note("read", stack, f"restore: {read}")
+                return values
+
+            with stack_lock(store, stack):
+                results.append(backend.restore(stack, fetch, version, progress))
+    return results
 
 
 def _recorded_backend(stack: str, store_opener: Callable[[], Store] | None) -> str:

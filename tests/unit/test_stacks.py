@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from unit.backends.fake_docker import FakeContainer, FakeDocker
@@ -437,3 +438,62 @@ def test_first_deploy_without_backend_uses_the_engine(project: Path, fake: FakeD
     opts = options(project)
     opts.backend = None
     assert stacks.deploy("shop", opts, progress).backend == "engine"
+
+
+# --------------------------------------------------------------------------- stack restore
+
+
+def restore_all(project: Path) -> list[Any]:
+    return stacks.restore([], everything=True, store_opener=lambda: opener(project),
+                          progress=progress)  # fmt: skip
+
+
+def test_restore_after_a_reboot_recreates_files_and_starts_what_docker_would(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    compose = COMPOSE.replace("    depends_on: [web]\n", "    depends_on: [web]\n"
+                              "    restart: unless-stopped\n")  # fmt: skip
+    (project / "compose.yaml").write_text(compose)
+    stacks.deploy("shop", options(project), progress)
+    before = {name: delivered(fake, name) for name in fake.container_names()}
+    container(fake, "shop_worker_2").stop()  # the user stops it before the reboot
+    # a reboot: dockerd stops, the tmpfs is gone, dockerd starts and cannot start them
+    root = tmpfs.runtime_root()
+    fake.daemon_restart(lose=[root / "shop"])
+    assert container(fake, "shop_web_1").status == "exited"
+    assert "no such file" in container(fake, "shop_worker_1").error
+    # no compose file, no secret file
+    (project / "compose.yaml").unlink()
+    (project / "db_password.txt").unlink()
+    [result] = restore_all(project)
+    assert result.started == ("shop_web_1", "shop_worker_1")
+    assert result.stopped == ("shop_worker_2",) and result.problems == ()
+    assert result.files == 5
+    assert container(fake, "shop_worker_2").status == "exited"
+    assert {name: delivered(fake, name) for name in fake.container_names()} == before
+    # idempotent: nothing lost, nothing to do
+    [again] = restore_all(project)
+    assert again.started == () and again.files == 0
+    assert again.running == ("shop_web_1", "shop_worker_1")
+
+
+def test_restore_uses_the_deployed_version_not_the_newest(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        store.rotate("shop_db_password", b"CANARY-db-not-deployed")
+    fake.daemon_restart(lose=[tmpfs.runtime_root() / "shop"])
+    [result] = restore_all(project)
+    assert len(result.started) == 3
+    assert {f[-1] for f in delivered(fake, "shop_worker_1")} == {b"CANARY-db-v1"}
+
+
+def test_restore_of_a_stack_not_on_the_engine_is_an_error(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    with pytest.raises(NotFoundError, match="nope"):
+        stacks.restore(["nope"], store_opener=lambda: opener(project), progress=progress)

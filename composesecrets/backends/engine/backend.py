@@ -13,7 +13,7 @@ import functools
 import json
 import secrets as token_source
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from composesecrets.backends.docker_api import (
     reason,
     translated,
 )
+from composesecrets.backends.engine import restore as restoring
 from composesecrets.backends.engine import teardown, tmpfs
 from composesecrets.backends.engine.plan import EnginePlan, Replica, make_plan
 from composesecrets.docker_rules import (
@@ -45,6 +46,7 @@ from composesecrets.docker_rules import (
     LABEL_COMPOSE_VOLUME,
     LABEL_CONTAINER_NUMBER,
     LABEL_DIR,
+    LABEL_FILES,
     LABEL_HASH,
     LABEL_REPLICAS,
     LABEL_SERVICE,
@@ -386,6 +388,7 @@ class EngineBackend(LazyClient):
             LABEL_HASH: want.config_hash,
             LABEL_DIR: token,
             LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files]),
+            LABEL_FILES: restoring.files_label(want.secrets.files, want.secrets.versions),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,
             LABEL_STOP: str(want.stop_timeout),
@@ -489,6 +492,20 @@ class EngineBackend(LazyClient):
                 progress(net.name, "removing network")
                 with translated(f"removing network {net.name}"):
                     net.remove()
+
+    # ------------------------------------------------------------------ restore
+    def restore(
+        self,
+        stack: str,
+        fetch: Callable[[set[tuple[str, int]]], Mapping[tuple[str, int], bytes]],
+        version: restoring.Version,
+        progress: Progress,
+    ) -> restoring.RestoreResult:
+        """Re-create the stack's secret files (values from ``fetch``) and start what Docker
+        would have restarted; see :mod:`.restore`."""
+        containers = self._stack_containers(stack)
+        values = fetch(restoring.needed(containers, version))
+        return restoring.restore_containers(stack, containers, values, version, progress)
 
     # ------------------------------------------------------------------ remove
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
