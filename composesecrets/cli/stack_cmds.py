@@ -5,11 +5,20 @@ from __future__ import annotations
 import sys
 import threading
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from composesecrets.cli.app import ListFormat, TableOrJson, app, open_store, print_json, table
+from composesecrets.cli.app import (
+    ListFormat,
+    TableOrJson,
+    app,
+    open_store,
+    print_json,
+    store_dir,
+    table,
+)
 from composesecrets.cli.options import ComposeFiles, EnvFile
 from composesecrets.errors import InvalidComposeError
 
@@ -165,6 +174,97 @@ def stack_rm(
             "removed container goes with docker network disconnect -f NAME CONTAINER (or a "
             "dockerd restart); then docker network rm NAME",
         )
+
+
+SYSTEMD_UNIT = Path("/etc/systemd/system/composesecrets-restore.service")
+
+
+@stack_app.command("restore")
+def stack_restore(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Stacks to restore.", show_default=False)
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every engine stack (recorded in the store or found).")
+    ] = False,
+    install_systemd: Annotated[
+        bool,
+        typer.Option(
+            "--install-systemd",
+            help=f"Install and enable {SYSTEMD_UNIT.name}: `stack restore --all` at boot, "
+            "after docker.service (needs root and a key-file store).",
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """After a reboot: re-create the secret files of engine stacks from the store (the
+    version each container was deployed with) and start the containers whose restart policy
+    says they should run. Needs no compose file and no secret file; safe to run any time."""
+    from composesecrets import stacks
+    from composesecrets.errors import BackendError, UsageError
+
+    if install_systemd:
+        _install_systemd(ctx)
+        return
+    if not names and not every:
+        raise UsageError("name the stacks to restore, or give --all")
+    progress = _Progress(quiet)
+    try:
+        results = stacks.restore(
+            names or [],
+            everything=every,
+            store_opener=lambda: open_store(ctx, create=False),
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    problems = [p for r in results for p in r.problems]
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not quiet:
+        for r in results:
+            parts = [f"{len(r.started)} started", f"{len(r.running)} running"]
+            if r.stopped:
+                parts.append(f"{len(r.stopped)} left stopped")
+            typer.echo(f"stack {r.stack} restored: {', '.join(parts)}, {r.files} secret files")
+    if problems:
+        raise BackendError(f"{len(problems)} container(s) could not be restored")
+
+
+def _install_systemd(ctx: typer.Context) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    from composesecrets.errors import UsageError
+    from composesecrets.store.paths import default_key_file, default_store_dir
+
+    if os.geteuid() != 0:
+        raise UsageError("--install-systemd needs root (it writes to /etc/systemd/system)")
+    package = Path(__file__).resolve().parent.parent  # installed wheel, then checkout
+    candidates = [package / "contrib", package.parent / "contrib" / "systemd"]
+    template = next(d / SYSTEMD_UNIT.name for d in candidates if (d / SYSTEMD_UNIT.name).exists())
+    exe = shutil.which("composesecrets") or str(Path(sys.argv[0]).resolve())
+    store = store_dir(ctx) or default_store_dir()
+    text = (
+        template.read_text()
+        .replace("@EXE@", str(Path(exe).resolve()))
+        .replace("@STORE@", str(Path(store).resolve()))
+        .replace("@KEY_FILE@", str(default_key_file().resolve()))
+    )
+    SYSTEMD_UNIT.write_text(text)
+    SYSTEMD_UNIT.chmod(0o644)
+    typer.echo(f"wrote {SYSTEMD_UNIT}")
+    if shutil.which("systemctl") is None:
+        typer.echo("systemctl not found: enable the unit with your init system", err=True)
+        return
+    for args in (["daemon-reload"], ["enable", SYSTEMD_UNIT.name]):
+        done = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            typer.echo(f"systemctl {' '.join(args)}: {done.stderr.strip()}", err=True)
+            return
+    typer.echo(f"enabled {SYSTEMD_UNIT.name}: `stack restore --all` runs after docker.service")
 
 
 @stack_app.command("ls")
