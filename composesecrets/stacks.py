@@ -364,7 +364,8 @@ def restore(
 ) -> list[RestoreResult]:
     """Re-create the secret files of engine stacks from the store (the version each container
     was deployed with) and start the containers Docker would have restarted. Needs no
-    compose file and no secret file; idempotent. ``everything``: every stack on the engine."""
+    compose file and no secret file; idempotent. ``everything``: every engine stack this
+    store recorded (stacks without secrets need nothing: Docker restarts them itself)."""
     from composesecrets.backends.engine.backend import EngineBackend
     from composesecrets.backends.engine.restore import FileRecord
 
@@ -378,14 +379,18 @@ def restore(
         on_engine = set(backend.stacks())
         targets = list(names)
         if everything:
+            # stacks deployed with secrets from this store (Docker restarts the others itself)
             recorded = {r.stack for r in records if r.backend == backend.name}
-            targets += sorted((on_engine | recorded) - set(targets))
+            targets += sorted(recorded - set(targets))
         for stack in targets:
             mine = [r for r in records if r.stack == stack]
             if mine and mine[0].backend != backend.name:
                 progress(stack, f"skipped: runs on {mine[0].backend} (keeps its own secrets)")
                 continue
             if stack not in on_engine:
+                if everything and stack not in names:
+                    progress(stack, "skipped: recorded in the store, not on the engine")
+                    continue
                 raise NotFoundError(f"nothing of stack {stack} is on the engine")
             versions = {(r.service, r.secret_name): r.version for r in mine}
 
@@ -397,7 +402,10 @@ def restore(
             def fetch(
                 wanted: set[tuple[str, int]], stack: str = stack
             ) -> dict[tuple[str, int], bytes]:
-                values = {(n, v): store.get(n, v, audit=False) for n, v in sorted(wanted)}
+                values = {}
+                for n, v in sorted(wanted):
+                    with contextlib.suppress(NotFoundError):  # its containers report it
+                        values[(n, v)] = store.get(n, v, audit=False)
                 if values:
                     read = " ".join(f"{n}@{v}" for n, v in sorted(values))
                     store.note("read", stack, f"restore: {read}")

@@ -186,7 +186,8 @@ def stack_restore(
         list[str] | None, typer.Argument(help="Stacks to restore.", show_default=False)
     ] = None,
     every: Annotated[
-        bool, typer.Option("--all", help="Every engine stack (recorded in the store or found).")
+        bool,
+        typer.Option("--all", help="Every engine stack deployed with secrets from this store."),
     ] = False,
     install_systemd: Annotated[
         bool,

@@ -166,6 +166,9 @@ def _restore_one(
             files = []
             for r in records:
                 wanted = version(service, r)
+                if (r.name, wanted) not in values:
+                    return (f"{name}: secret {r.name} version {wanted} is not in this store",
+                            "problem", 0)  # fmt: skip
                 files.append(SecretFile(r.source, r.target, r.uid, r.gid, r.mode,
                                         values[(r.name, wanted)]))  # fmt: skip
             progress(name, "restoring secret files")
