@@ -158,16 +158,15 @@ class EngineBackend(LazyClient):
             except sdk.errors.APIError as exc:
                 raise BackendError(f'service "{service}": image {image}: {reason(exc)}') from None
         with translated("checking names on the engine"):
-            for want in plan.replicas():
-                try:
-                    other = client.containers.get(want.name)
-                except sdk.errors.NotFound:
-                    continue
-                owner = (other.labels or {}).get(LABEL_STACK)
-                if owner != request.stack:
+            wanted = {want.name for want in plan.replicas()}
+            # one listing of every container (names and labels), not one inspect per replica
+            for other in client.api.containers(all=True):
+                clash = [n.lstrip("/") for n in other.get("Names") or [] if n.lstrip("/") in wanted]
+                owner = (other.get("Labels") or {}).get(LABEL_STACK)
+                if clash and owner != request.stack:
                     where = f'stack "{owner}"' if owner else "no composesecrets stack"
                     raise ConflictError(
-                        f"a container named {want.name} already exists and belongs to {where}",
+                        f"a container named {clash[0]} already exists and belongs to {where}",
                         hint="remove or rename it, or deploy under another stack name",
                     )
             for net in plan.networks.values():

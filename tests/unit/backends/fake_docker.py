@@ -409,10 +409,12 @@ class _Api:
                                           force: bool = False) -> None:  # fmt: skip
         self.engine.disconnect(self.engine.network_named(net_id), container, force)
 
-    # task containers (none on this fake node: tasks have no containers)
+    # containers as the list endpoint gives them (swarm tasks have none on this fake node)
     def containers(self, all: bool = False, filters: Mapping[str, Any] | None = None
                    ) -> list[dict[str, Any]]:  # fmt: skip
-        return []
+        found = _Containers(self.engine).list(all, filters)
+        return [{"Id": c.id, "Names": [f"/{c.name}"], "Labels": dict(c.labels),
+                 "State": c.status} for c in found]  # fmt: skip
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         raise api_error(f"No such container: {container_id}", 404)
