@@ -95,11 +95,19 @@ class EngineBackend(LazyClient):
     name = "engine"
 
     # ------------------------------------------------------------------ queries
-    def _stack_containers(self, stack: str) -> list[Any]:
+    def _stack_containers(self, stack: str, *, sparse: bool = False) -> list[Any]:
+        """The stack's containers; ``sparse``: from one listing call (name, labels, image and
+        status only) instead of one inspect per container."""
         with translated(f"listing containers of stack {stack}"):
             found: list[Any] = self.client.containers.list(
-                all=True, filters={"label": f"{LABEL_STACK}={stack}"}
+                all=True, filters={"label": f"{LABEL_STACK}={stack}"}, sparse=sparse
             )
+        if sparse:
+            for c in found:  # what the SDK's name/labels properties read from an inspect
+                names = c.attrs.get("Names") or [""]
+                c.attrs.setdefault("Name", names[0])
+                c.attrs.setdefault("Config", {"Labels": c.attrs.get("Labels") or {},
+                                              "Image": c.attrs.get("Image", "")})  # fmt: skip
         return found
 
     def containers(self, stack: str) -> list[ContainerInfo]:
@@ -203,7 +211,7 @@ class EngineBackend(LazyClient):
         request = plan.request
         run = _Run()
         root = tmpfs.runtime_root() if request.delivery == "tmpfs" else None
-        existing = {c.name: c for c in self._stack_containers(request.stack)}
+        existing = {c.name: c for c in self._stack_containers(request.stack, sparse=True)}
         for name in [n for n in existing if n.endswith("-next")]:
             # a replacement left behind by an interrupted run: never started as the real one
             progress(name, "removing leftover")
@@ -509,5 +517,9 @@ class EngineBackend(LazyClient):
     # ------------------------------------------------------------------ remove
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
         return teardown.remove_stack(
-            self.client, stack, lambda: self._stack_containers(stack), self._retire, progress
+            self.client,
+            stack,
+            lambda: self._stack_containers(stack, sparse=True),
+            self._retire,
+            progress,
         )

@@ -191,7 +191,8 @@ class _Containers:
     def __init__(self, engine: FakeDocker) -> None:
         self.engine = engine
 
-    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None) -> list[Any]:
+    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None,
+             sparse: bool = False) -> list[Any]:  # fmt: skip
         found = [c for c in self.engine.containers_by_id.values() if all or c.status == "running"]
         if filters and "label" in filters:
             found = [c for c in found if _label_match(c.labels, filters["label"])]
