@@ -128,9 +128,9 @@ class EngineBackend(LazyClient):
 
     def stacks(self) -> list[str]:
         with translated("listing stacks"):
-            found = self.client.containers.list(all=True, filters={"label": LABEL_STACK})
+            found = self.client.api.containers(all=True, filters={"label": LABEL_STACK})
             nets = self.client.networks.list(filters={"label": LABEL_STACK})
-        names = {c.labels.get(LABEL_STACK) for c in found} | {
+        names = {(c.get("Labels") or {}).get(LABEL_STACK) for c in found} | {
             n.attrs.get("Labels", {}).get(LABEL_STACK) for n in nets
         }
         return sorted(n for n in names if n)
