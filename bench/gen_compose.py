@@ -34,8 +34,7 @@ def external_secret_count(n: int) -> int:
 def _service(i: int, n_file: int, n_ext: int) -> str:
     short_src = f"file_secret_{i % n_file}"
     # Every fourth service takes its long-syntax secret from an external one.
-    long_src = (f"ext_secret_{(i // 4) % n_ext}" if i % 4 == 0
-                else f"file_secret_{(i + 1) % n_file}")
+    long_src = f"ext_secret_{(i // 4) % n_ext}" if i % 4 == 0 else f"file_secret_{(i + 1) % n_file}"
     return (
         f"  svc{i}:\n"
         f"    image: registry.example.com/team/app{i % 50}:1.{i % 10}\n"
@@ -84,8 +83,7 @@ def generate(n: int, outdir: Path) -> Path:
     parts.extend(_service(i, n_file, n_ext) for i in range(n))
     parts.append("secrets:\n")
     parts.extend(
-        f"  file_secret_{k}:\n    file: ./{SECRET_DIR}/file_secret_{k}.txt\n"
-        for k in range(n_file)
+        f"  file_secret_{k}:\n    file: ./{SECRET_DIR}/file_secret_{k}.txt\n" for k in range(n_file)
     )
     parts.extend(f"  ext_secret_{k}:\n    external: true\n" for k in range(n_ext))
 

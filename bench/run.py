@@ -27,8 +27,9 @@ def supports_quick(script: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run all bench/bench_*.py scripts")
-    parser.add_argument("--quick", action="store_true",
-                        help="pass --quick to the scripts that support it")
+    parser.add_argument(
+        "--quick", action="store_true", help="pass --quick to the scripts that support it"
+    )
     args = parser.parse_args(argv)
 
     scripts = sorted(BENCH_DIR.glob("bench_*.py"))

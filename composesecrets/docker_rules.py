@@ -55,6 +55,7 @@ LABEL_STOP = "io.composesecrets.stop-timeout"
 LABEL_SECRET = "io.composesecrets.secret"
 LABEL_VERSION = "io.composesecrets.version"
 LABEL_DIGEST = "io.composesecrets.digest"
+LABEL_KIND = "io.composesecrets.kind"  # "config" on store entries and Swarm objects of configs
 
 
 def is_secret_name(name: str) -> bool:

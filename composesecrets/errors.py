@@ -53,6 +53,11 @@ class InvalidComposeError(ComposeSecretsError):
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
 
 
+class UnappliedKeysError(InvalidComposeError):
+    """The chosen backend does not apply a compose key that changes what runs (``build``,
+    ``devices`` on Swarm, ...); ``--allow-unapplied`` deploys anyway."""
+
+
 class UsageError(ComposeSecretsError):
     """Bad command-line usage (conflicting options, bad option value)."""
 

@@ -1,10 +1,13 @@
 """Stack operations: the library API behind ``composesecrets stack ...``.
 
-``deploy`` loads and validates the compose files strictly, resolves every secret against
-the encrypted store (``file:`` secrets are imported as ``<STACK>_<key>``, a changed file
-becomes a new version; ``external`` ones must exist), asks the backend to refuse what
-cannot work, and only then changes the store and the engine. The deployment (services and
-secret versions in use) is recorded in the store so that ``secret rm`` refuses secrets in use.
+``deploy`` loads and validates the compose files strictly, plans (and tells every warning,
+refusing keys the backend does not apply that change what runs), resolves every secret and
+config against the encrypted store (:mod:`.stackfiles`: ``file:`` ones are imported as
+``<STACK>_<key>``, a changed file becomes a new version; ``external`` ones must exist), asks
+the backend to refuse what cannot work, and only then changes the store and the engine.
+``dry_run`` stops before any change and reports what ``deploy`` would do. The deployment
+(services and secret versions in use) is recorded in the store so that ``secret rm`` refuses
+secrets in use.
 """
 
 from __future__ import annotations
@@ -12,26 +15,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hmac
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composesecrets import model
+from composesecrets import model, stackfiles
 from composesecrets.backends import (
+    Backend,
     ContainerInfo,
     DeployRequest,
     DeployResult,
+    Plan,
     Progress,
     RemoveResult,
-    SecretFile,
-    ServiceSecrets,
     get_backend,
 )
-from composesecrets.backends.engine.restore import RestoreResult
-from composesecrets.compose.diagnostics import Diagnostic
+from composesecrets.backends.unapplied import blocking
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import (
     ComposeSecretsError,
@@ -39,8 +40,9 @@ from composesecrets.errors import (
     DeployFailedError,
     InvalidComposeError,
     NotFoundError,
+    UnappliedKeysError,
 )
-from composesecrets.store import Store, Usage
+from composesecrets.store import Store
 
 if TYPE_CHECKING:
     from composesecrets.backends.engine.restore import RestoreResult
@@ -81,54 +83,58 @@ class ServiceSummary:
                 "Running": self.running}  # fmt: skip
 
 
+def _ignore(_warning: str) -> None:
+    """Warnings are in the outcome too; callers that print them early pass ``warn``."""
+
+
 @dataclass
 class DeployOptions:
     files: Sequence[str] = ()
     env_file: str | Path | None = None
-    backend: str | None = None  # None: the stack's recorded backend, else engine
+    backend: str | None = None  # None: the backend the stack runs on, else engine
     delivery: str = "tmpfs"
     store_dir: Path | None = None
     store_opener: Callable[[], Store] | None = None
+    allow_unapplied: bool = False  # deploy even when a key that changes what runs is unapplied
+    warn: Callable[[str], None] = _ignore  # told each warning before anything changes
 
 
-def _open_store(options: DeployOptions) -> Store:
+def _open_store(options: DeployOptions, *, create: bool = True) -> Store:
+    """The store (``create=False``: a missing store is :class:`NotFoundError`; callers that
+    pass ``store_opener`` decide themselves)."""
     if options.store_opener is not None:
         return options.store_opener()
-    return Store.open(options.store_dir)
+    return Store.open(options.store_dir, create=create)
 
 
 def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeployment:
-    """Validate, resolve secrets, then converge the backend to the compose files.
+    """Validate, resolve secrets and configs, then converge the backend to the compose files.
 
     Raises :class:`InvalidComposeError` carrying the diagnostics when the files are invalid,
-    and whatever the backend's plan refuses, before the store or the engine change."""
-    from composesecrets.compose.project import load_project, read_env_files
-
-    project = load_project(options.files, env_file=options.env_file, stack_name=stack, compat=False)
-    # a missing secret file is fine when the store already holds <STACK>_<key> (checked below)
-    blocking = [d for d in project.errors if d.rule not in MISSING_FILE_RULES]
-    if blocking or project.stack is None:
-        raise InvalidComposeError(
-            f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed",
-            diagnostics=project.diagnostics,
-        )
-    loaded = read_env_files(project.stack)
-    used = {ref.source for svc in loaded.services.values() for ref in svc.secrets}
+    and whatever the backend's plan refuses, before the store or the engine change. The
+    warnings (validation warnings, keys the backend does not apply) go to ``options.warn``
+    before anything changes; a key that changes what runs refuses the deploy
+    (:class:`UnappliedKeysError`) unless ``options.allow_unapplied``. Without
+    ``options.backend`` the stack's recorded backend is used (engine for a new stack); another
+    one is refused (:class:`ConflictError`) with the steps to move the stack. A ``file:``
+    whose file is missing uses the store's ``<STACK>_<key>`` (and says so)."""
+    loaded, plan, backend, warnings = _prepare(stack, options, options.backend or "engine")
     with _open_store(options) as store, stack_lock(store, stack):
-        backend = get_backend(_deploy_backend(store, stack, options.backend))
-        plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
-        _check_external(store, loaded, used)
-        stored = _stored_instead_of_missing_files(store, loaded, project.diagnostics)
+        chosen = _deploy_backend(store, stack, options.backend)
+        if chosen != backend.name:
+            loaded, plan, backend, warnings = _prepare(stack, options, chosen)
+        definitions = stackfiles.used(loaded)
+        stackfiles.check_external(store, definitions)
+        stored = _stored_instead_of_missing_files(store, definitions)
         backend.preflight(plan)
-        warnings = [d.text() for d in project.warnings]
-        warnings += [
-            f"note: {path} not found: using {name} version {version} from the store"
-            for name, (path, version) in sorted(stored.items())
-        ]
-        warnings += [f"warning: {w}" for w in plan.warnings]
+        for name, (path, version) in sorted(stored.items()):
+            note = f"note: {path} not found: using {name} version {version} from the store"
+            options.warn(note)
+            warnings.append(note)
         values: dict[str, tuple[bytes, int]] = {}
-        imported = _import_file_secrets(store, loaded, stack, used, progress, values, stored)
-        secrets, usages = _secret_files(store, loaded, values)
+        to_import = [d for d in definitions if d.name not in stored]
+        imported = stackfiles.import_files(store, to_import, stack, progress, values)
+        secrets, usages = stackfiles.service_files(store, loaded, values)
         read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
         store.note("read", stack, f"deploy with {backend.name}: {read}")
         try:
@@ -138,6 +144,74 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
             raise
         store.record_usage(stack, backend.name, usages)
     return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
+
+
+def _prepare(
+    stack: str, options: DeployOptions, backend_name: str
+) -> tuple[model.Stack, Plan, Backend, list[str]]:
+    """Load and validate strictly, plan, tell the warnings, refuse unapplied keys."""
+    from composesecrets.compose.project import load_project, read_env_files
+
+    project = load_project(
+        options.files,
+        env_file=options.env_file,
+        stack_name=stack,
+        compat=False,
+        backend="swarm" if backend_name == "swarm" else "engine",
+    )
+    # a missing secret file is fine when the store already holds <STACK>_<key> (checked later)
+    errors = [d for d in project.errors if d.rule not in MISSING_FILE_RULES]
+    if errors or project.stack is None:
+        raise InvalidComposeError(
+            f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed",
+            diagnostics=project.diagnostics,
+        )
+    loaded = read_env_files(project.stack)
+    stackfiles.check_names(loaded)
+    backend = get_backend(backend_name)
+    plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
+    warnings = [d.text() for d in project.warnings]
+    warnings += [f"warning: {w}" for w in plan.warnings]
+    for warning in warnings:
+        options.warn(warning)
+    refused = blocking(plan.warnings)
+    if refused and not options.allow_unapplied:
+        keys = ", ".join(dict.fromkeys(w.subject for w in refused))
+        raise UnappliedKeysError(
+            f"the {backend.name} backend does not apply {keys}, which changes what runs; "
+            "nothing was deployed",
+            hint="remove or change those keys, or deploy anyway with --allow-unapplied",
+        )
+    return loaded, plan, backend, warnings
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What ``deploy`` would do (``stack deploy --dry-run``); nothing was changed."""
+
+    stack: str
+    backend: str
+    result: DeployResult
+    files: tuple[stackfiles.Planned, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def dry_run(stack: str, options: DeployOptions) -> DryRun:
+    """Load, validate, plan and resolve secrets and configs without importing them, and
+    compare with what runs: the store and the engine stay unchanged."""
+    loaded, plan, backend, warnings = _prepare(stack, options, options.backend or "engine")
+    definitions = stackfiles.used(loaded)
+    try:
+        store: Store | None = _open_store(options, create=False)
+    except NotFoundError:
+        store = None  # no store yet: every file would be imported as version 1
+    with contextlib.ExitStack() as cleanup:
+        if store is not None:
+            cleanup.enter_context(store)
+        stackfiles.check_external(store, definitions)
+        secrets, planned = stackfiles.preview(store, loaded, definitions)
+    result = backend.diff(plan.with_secrets(secrets))
+    return DryRun(stack, backend.name, result, tuple(planned), tuple(warnings))
 
 
 def _forget_imports(store: Store, imported: Sequence[tuple[str, int]]) -> None:
@@ -183,6 +257,35 @@ def _found_on(stack: str) -> str | None:
     return None
 
 
+# compose check rules that report a ``file:`` source that does not exist
+MISSING_FILE_RULES = frozenset(("file-missing",))
+
+
+def _stored_instead_of_missing_files(
+    store: Store, definitions: Sequence[model.SecretDef]
+) -> dict[str, tuple[Path, int]]:
+    """Store name -> (missing file, current version) for each ``file:`` definition whose file
+    is gone but whose ``<STACK>_<key>`` the store holds; an error when neither exists."""
+    out: dict[str, tuple[Path, int]] = {}
+    unresolved = []
+    for definition in definitions:
+        if definition.external or definition.file is None or Path(definition.file).exists():
+            continue
+        try:
+            version = store.inspect(definition.name).info.version
+        except NotFoundError:
+            unresolved.append(str(definition.file))
+            continue
+        out[definition.name] = (Path(definition.file), version)
+    if unresolved:
+        raise InvalidComposeError(
+            f"file(s) {', '.join(sorted(unresolved))} do not exist and are not in the store; "
+            "nothing was deployed",
+            hint="create the file, or import the value: composesecrets secret create NAME FILE",
+        )
+    return out
+
+
 @contextlib.contextmanager
 def stack_lock(store: Store, stack: str) -> Iterator[None]:
     """One deploy or removal of a stack at a time (an flock on a file in the store dir)."""
@@ -194,125 +297,6 @@ def stack_lock(store: Store, stack: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _check_external(store: Store, stack: model.Stack, used: set[str]) -> None:
-    missing = []
-    for key, definition in stack.secrets.items():
-        if definition.external and key in used:
-            try:
-                store.inspect(definition.name)
-            except NotFoundError:
-                missing.append(definition.name)
-    if missing:
-        names = ", ".join(sorted(missing))
-        raise NotFoundError(
-            f"external secret(s) not in the store: {names}; nothing was deployed",
-            hint="create them first: composesecrets secret create NAME FILE",
-        )
-
-
-# compose check rules that report a ``file:`` secret source that does not exist
-MISSING_FILE_RULES = frozenset(("file-missing",))
-
-
-def _stored_instead_of_missing_files(
-    store: Store, stack: model.Stack, diagnostics: Sequence[Diagnostic]
-) -> dict[str, tuple[Path, int]]:
-    """Store name -> (missing file, current version) for each ``file:`` secret whose file is
-    gone but whose ``<STACK>_<key>`` the store holds; an error when neither exists."""
-    out: dict[str, tuple[Path, int]] = {}
-    unresolved = []
-    for definition in stack.secrets.values():
-        if definition.external or definition.file is None or definition.file.exists():
-            continue
-        try:
-            out[definition.name] = (definition.file, store.inspect(definition.name).info.version)
-        except NotFoundError:
-            unresolved.append(definition)
-    if unresolved:
-        missing = {str(d.file) for d in unresolved}
-        shown = [d for d in diagnostics if d.rule in MISSING_FILE_RULES and
-                 any(m in d.message for m in missing)]  # fmt: skip
-        files = ", ".join(sorted(missing))
-        raise InvalidComposeError(
-            f"secret file(s) {files} do not exist and the secret is not in the store; "
-            "nothing was deployed",
-            diagnostics=shown,
-            hint="create the file, or import the value: composesecrets secret create NAME FILE",
-        )
-    return out
-
-
-def _import_file_secrets(
-    store: Store,
-    stack: model.Stack,
-    stack_name: str,
-    used: set[str],
-    progress: Progress,
-    values: dict[str, tuple[bytes, int]],
-    stored: Mapping[str, tuple[Path, int]],
-) -> list[str]:
-    """Import each used ``file:`` secret; a changed content becomes a new version.
-
-    ``values`` collects store name -> (value, version) for the secrets handled here; the
-    secrets in ``stored`` (file missing, in the store) keep the store's current version.
-    """
-    from composesecrets.store import read_value
-
-    changed = []
-    for key, definition in stack.secrets.items():
-        if definition.external or definition.file is None or key not in used:
-            continue
-        if definition.name in stored:
-            continue  # _secret_files reads the store's current version
-        value = read_value(definition.file)
-        labels = {**definition.labels, LABEL_STACK: stack_name}
-        try:
-            version = store.inspect(definition.name).info.version
-        except NotFoundError:
-            progress(definition.name, "importing secret")
-            values[definition.name] = (value, store.create(definition.name, value, labels).version)
-            changed.append(definition.name)
-            continue
-        current = store.get(definition.name, version, audit=False)
-        if hmac.compare_digest(current, value):
-            values[definition.name] = (current, version)
-        else:
-            progress(definition.name, "new secret version")
-            values[definition.name] = (value, store.rotate(definition.name, value).version)
-            changed.append(definition.name)
-    return changed
-
-
-def _secret_files(
-    store: Store, stack: model.Stack, values: dict[str, tuple[bytes, int]]
-) -> tuple[dict[str, ServiceSecrets], list[Usage]]:
-    """Each service's secret files (values read once per secret) and the usage records."""
-    out: dict[str, ServiceSecrets] = {}
-    usages: list[Usage] = []
-    digests: dict[str, str] = {}
-    for name, service in stack.services.items():
-        files, versions, marks = [], [], []
-        for ref in service.secrets:
-            store_name = stack.secrets[ref.source].name
-            if store_name not in values or store_name not in digests:
-                details = store.inspect(store_name)
-                version = values[store_name][1] if store_name in values else details.info.version
-                if store_name not in values:
-                    values[store_name] = (store.get(store_name, version, audit=False), version)
-                digests[store_name] = next(
-                    v.digest for v in details.versions if v.version == version
-                )
-            value, version = values[store_name]
-            files.append(
-                SecretFile(ref.source, ref.target, int(ref.uid), int(ref.gid), ref.mode, value)
-            )
-            versions.append((store_name, version))
-            marks.append(digests[store_name])
-            usages.append(Usage(store_name, name, version))
-        out[name] = ServiceSecrets(tuple(files), tuple(versions), tuple(marks))
-    return out, usages
 
 
 def remove(

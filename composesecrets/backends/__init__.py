@@ -9,7 +9,8 @@ A deploy goes through three steps, each fed by the one before:
 2. ``backend.preflight(plan)``: refuses (before the store or the engine change) what cannot
    work: missing images, name clashes, an engine that is not a swarm manager.
 3. ``backend.deploy(plan.with_secrets(secrets), progress)``: converges the engine; the secret
-   files (values in memory only) are resolved by the caller after the preflight.
+   and config files (values in memory only) are resolved by the caller after the preflight.
+   ``backend.diff(plan.with_secrets(secrets))`` says what it would do, changing nothing.
 
 Docker SDK errors are translated into :mod:`composesecrets.errors` classes inside the backends
 (:mod:`.docker_api`) and never escape them.
@@ -148,6 +149,10 @@ class Backend(Protocol):
     def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
         """Converge the engine to the plan (with its request's secrets); on failure undo this
         run and raise :class:`DeployFailedError`. Callers run :meth:`preflight` first."""
+
+    def diff(self, plan: Plan) -> DeployResult:
+        """What :meth:`deploy` would create, recreate, leave unchanged and remove (read-only:
+        ``stack deploy --dry-run``); secrets of versions not stored yet may lack digests."""
 
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
         """Remove everything of the stack (idempotent)."""

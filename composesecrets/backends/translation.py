@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from composesecrets import model
+from composesecrets.backends.unapplied import Unapplied
 from composesecrets.backends.values import (
     PROPAGATION,
     VOLUME_OPTIONS,
@@ -152,8 +153,13 @@ class ServiceTranslator(Generic[NetworkT, VolumeT]):
         reason = self.default_reason if reason is None else reason
         sep = " " if reason.startswith("(") else ": "
         self.warnings.append(
-            f'service "{self.name}": {key} is not applied by the {self.backend} backend'
-            f"{sep}{reason}"
+            Unapplied(
+                f'service "{self.name}": {key} is not applied by the {self.backend} backend'
+                f"{sep}{reason}",
+                backend=self.backend,
+                key=key,
+                service=self.name,
+            )
         )
 
     def invalid(self, message: str) -> InvalidComposeError:
@@ -169,10 +175,12 @@ class ServiceTranslator(Generic[NetworkT, VolumeT]):
         return image
 
     def apply(self, handlers: Mapping[str, Callable[[Any], None]], skip: Collection[str]) -> None:
-        """Run the handler of each key in compose-key order; ``x-`` keys and ``skip`` are left
-        out, a key the backend does not apply or does not know becomes a warning."""
+        """Run the handler of each key in compose-key order; ``x-`` keys, ``skip`` and the
+        files the backend delivers itself (``secrets``, ``configs``) are left out, a key the
+        backend does not apply or does not know becomes a warning."""
+        self._check_configs()
         for key, value in self.config.items():
-            if key.startswith("x-") or key in skip:
+            if key.startswith("x-") or key in skip or key in ("secrets", "configs"):
                 continue
             if key in self.not_applied:
                 self.warn(key, self.not_applied[key])
@@ -182,6 +190,30 @@ class ServiceTranslator(Generic[NetworkT, VolumeT]):
                 self.warn(key, "unsupported key")
                 continue
             handler(value)
+
+    def _handlers(self) -> Mapping[str, Callable[[Any], None]]:
+        """The subclass's key handlers (compose key -> handler)."""
+        raise NotImplementedError
+
+    # keys every translation reads itself, outside the handlers
+    OWN_KEYS: ClassVar[frozenset[str]] = frozenset(
+        ("image", "environment", "env_file", "secrets", "configs")
+    )
+
+    def handled_keys(self) -> frozenset[str]:
+        """The service keys this backend applies (``README``'s supported keys table)."""
+        return frozenset(self._handlers()) | self.OWN_KEYS
+
+    def _check_configs(self) -> None:
+        """``configs`` are delivered by the backend like secrets; each must be defined."""
+        service = self.stack.services.get(self.name)
+        for ref in service.configs if service is not None else ():
+            if ref.source not in self.stack.configs:
+                defined = ", ".join(sorted(self.stack.configs)) or "none"
+                raise self.invalid(
+                    f'configs[{ref.index}]: config "{ref.source}" is not defined under the '
+                    f"top-level configs: key (defined: {defined})"
+                )
 
     @staticmethod
     def direct(

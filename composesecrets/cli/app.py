@@ -12,16 +12,24 @@ from typing import Annotated, Any
 import typer
 
 from composesecrets import __version__
+from composesecrets.cli.grammar import DockerGroup, DockerTyper
 from composesecrets.errors import StoreLockedError
 
-app = typer.Typer(
+app = DockerTyper(
     name="composesecrets",
+    cls=DockerGroup,
     help="Swarm-grade secrets for plain Docker, from an ordinary compose file.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def group(help_text: str) -> typer.Typer:
+    """A command group (``secret``, ``stack``, ``store``) with Docker's grammar."""
+    return DockerTyper(cls=DockerGroup, help=help_text, no_args_is_help=True, rich_markup_mode=None)
 
 
 class ListFormat(str, Enum):
@@ -29,7 +37,26 @@ class ListFormat(str, Enum):
     json = "json"
 
 
-TableOrJson = Annotated[ListFormat, typer.Option("--format", help="table or json.")]
+TableOrJson = Annotated[
+    ListFormat, typer.Option("--format", metavar="[table|json]", help="Output: table or json.")
+]
+
+
+def _complete_format(incomplete: str) -> list[str]:
+    return [f for f in ("table", "json", "{{json .}}") if f.startswith(incomplete)]
+
+
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        metavar="[table|json|TEMPLATE]",
+        help="Output: table, json, or a Go template as docker's --format takes "
+        "('{{.Name}}', 'table {{.ID}}\\t{{.Name}}', '{{json .}}').",
+        autocompletion=_complete_format,
+    ),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only print names or IDs.")]
 
 
 def _version_callback(value: bool) -> None:
@@ -54,6 +81,7 @@ def _root(
         Path | None,
         typer.Option(
             "--store",
+            metavar="DIR",
             help="Store directory (default: $COMPOSESECRETS_HOME, else "
             "~/.local/share/composesecrets).",
             show_default=False,

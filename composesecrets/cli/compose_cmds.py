@@ -22,11 +22,17 @@ class ValidateFormat(str, Enum):
     text = "text"
     json = "json"
     github = "github"
+    sarif = "sarif"
 
 
 class ConfigFormat(str, Enum):
     yaml = "yaml"
     json = "json"
+
+
+class TargetBackend(str, Enum):
+    engine = "engine"
+    swarm = "swarm"
 
 
 def _load(
@@ -35,11 +41,25 @@ def _load(
     compat: bool,
     env_file: Path | None,
     stack: str | None,
+    **options: Any,
 ) -> Project:
     # imported here so that the secret and store commands do not pay for the compose loader
     from composesecrets.compose.project import load_project
 
-    return load_project(files or [], compat=compat, env_file=env_file, stack_name=stack)
+    return load_project(files or [], compat=compat, env_file=env_file, stack_name=stack, **options)
+
+
+def _rules_option(flag: str, what: str) -> Any:
+    return typer.Option(
+        flag,
+        metavar="RULE[,RULE]",
+        help=f"{what} these strict rules (comma-separated or repeated; README lists them).",
+        show_default=False,
+    )
+
+
+Select = Annotated[list[str] | None, _rules_option("--select", "Report only")]
+Ignore = Annotated[list[str] | None, _rules_option("--ignore", "Do not report")]
 
 
 @app.command()
@@ -47,33 +67,84 @@ def validate(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Files to validate one by one (e.g. from a pre-commit hook); -c merges instead.",
+            metavar="[FILE]...",
+            help="Files to validate one by one, each with its compose override beside it "
+            "(e.g. from a pre-commit hook); -c merges instead.",
             show_default=False,
         ),
     ] = None,
     compose_file: ComposeFiles = None,
     compat: Compat = False,
     fmt: Annotated[
-        ValidateFormat, typer.Option("--format", help="Output: text, json or github annotations.")
+        ValidateFormat,
+        typer.Option(
+            "--format",
+            metavar="[text|json|github|sarif]",
+            help="Output: text, json, github annotations or sarif.",
+        ),
     ] = ValidateFormat.text,
     env_file: EnvFile = None,
     stack: StackName = None,
     strict_warnings: Annotated[
         bool, typer.Option("--strict-warnings", help="Fail (exit 1) on warnings too.")
     ] = False,
+    backend: Annotated[
+        TargetBackend | None,
+        typer.Option(
+            "--backend",
+            help="The backend the stack will be deployed with (default: not known); "
+            "backend-specific warnings follow it.",
+            show_default=False,
+        ),
+    ] = None,
+    require_files: Annotated[
+        bool,
+        typer.Option(
+            "--require-files",
+            help="An absent secret file is always an error (as for stack deploy), even when "
+            "git ignores it.",
+        ),
+    ] = False,
+    no_files: Annotated[
+        bool,
+        typer.Option("--no-files", help="An absent secret file is a warning (file-not-checked)."),
+    ] = False,
+    select: Select = None,
+    ignore: Ignore = None,
 ) -> None:
     """Validate compose files: exit 0 valid, 1 invalid, 2 unreadable input or bad usage."""
     if files and compose_file:
         raise UsageError("give files either with -c (merged) or as arguments (one by one)")
-    groups = [[f] for f in files] if files else [compose_file or []]
+    if require_files and no_files:
+        raise UsageError("--require-files and --no-files exclude each other")
     from composesecrets.compose import diagnostics as diag
+    from composesecrets.compose.project import with_overrides
+    from composesecrets.compose.rules import selection_for
 
+    cwd = Path.cwd()
+    orphans: list[str] = []
+    if files:
+        groups, orphans = with_overrides(files, cwd)
+    else:
+        groups = [compose_file or []]
+    first = next((g[0] for g in groups if g and g[0] != "-"), None)
+    start = (cwd / first).resolve().parent if first else cwd
+    selection = selection_for(start, select=select, ignore=ignore)
+    secret_files = "require" if require_files else "optional" if no_files else "unless-ignored"
     found: list[diag.Diagnostic] = []
     names: list[str] = []
     code = 0
     for group in groups:
         try:
-            project = _load(group, compat=compat, env_file=env_file, stack=stack)
+            project = _load(
+                group,
+                compat=compat,
+                env_file=env_file,
+                stack=stack,
+                secret_files=secret_files,
+                backend=backend.value if backend else None,
+                selection=selection,
+            )
         except InputError as exc:
             if fmt is ValidateFormat.text and len(groups) == 1:
                 raise
@@ -89,22 +160,36 @@ def validate(
             code = max(code, exc.exit_code)
             continue
         found += project.diagnostics
-        names += project.files
+        names.append(" + ".join(project.files))
         if project.errors or (strict_warnings and project.warnings):
             code = max(code, 1)
-    _print_diagnostics(found, fmt)
+    _print_diagnostics(found, fmt, cwd)
     if fmt is ValidateFormat.text:
-        errors = sum(d.severity == "error" for d in found)
-        warnings = len(found) - errors
-        verdict = "invalid" if code else "valid"
-        counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-        typer.echo(f"{', '.join(names)}: {verdict} ({counts})", err=True)
+        for orphan in orphans:
+            typer.echo(f"{orphan}: not validated alone (an override file without its base)",
+                       err=True)  # fmt: skip
+        if names:
+            errors = sum(d.severity == "error" for d in found)
+            counts = f"{_count(errors, 'error')}, {_count(len(found) - errors, 'warning')}"
+            verdict = "invalid" if code else "valid"
+            typer.echo(f"{', '.join(names)}: {verdict} ({counts})", err=True)
     raise typer.Exit(code)
 
 
-def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat) -> None:
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat, cwd: Path) -> None:
     from composesecrets.compose import diagnostics as diag
 
+    if fmt in (ValidateFormat.github, ValidateFormat.sarif):
+        from composesecrets.compose import reports
+
+        found = reports.relative_to_root(found, cwd, reports.repo_root(cwd))
+        if fmt is ValidateFormat.sarif:
+            typer.echo(reports.render_sarif(found))
+            return
     if fmt is ValidateFormat.json:
         typer.echo(diag.render_json(found))
     elif found:
@@ -116,7 +201,7 @@ def _print_diagnostics(found: list[diag.Diagnostic], fmt: ValidateFormat) -> Non
 def config(
     compose_file: ComposeFiles = None,
     fmt: Annotated[
-        ConfigFormat, typer.Option("--format", help="Output: yaml or json.")
+        ConfigFormat, typer.Option("--format", metavar="[yaml|json]", help="Output: yaml or json.")
     ] = ConfigFormat.yaml,
     compat: Compat = False,
     env_file: EnvFile = None,
@@ -158,3 +243,42 @@ def _yaml(data: Any) -> str:
     return yaml.dump(
         data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
     )
+
+
+def _complete_version(incomplete: str) -> list[str]:
+    from composesecrets.compose.schema import SUPPORTED_VERSIONS
+
+    return [v for v in SUPPORTED_VERSIONS if v.startswith(incomplete)]
+
+
+@app.command()
+def schema(
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            metavar="3.x",
+            help="Compose file format version (default: the latest 3.x, used for files "
+            "without a version).",
+            show_default=False,
+            autocompletion=_complete_version,
+        ),
+    ] = None,
+    path: Annotated[
+        bool, typer.Option("--path", help="Print the schema file's path instead of its content.")
+    ] = False,
+) -> None:
+    """Print the JSON schema that validates compose files (for an editor's YAML server)."""
+    from composesecrets.compose.schema import SUPPORTED_VERSIONS, normalise_version, schema_path
+
+    chosen = normalise_version(version or "")
+    if chosen is None:
+        raise UsageError(
+            f"no compose schema for version {version!r}",
+            hint=f"versions: {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    file = schema_path(chosen)
+    if path:
+        typer.echo(str(file))
+    else:
+        typer.echo(file.read_text(encoding="utf-8"), nl=False)

@@ -12,7 +12,10 @@ ComposeFiles = Annotated[
     typer.Option(
         "-c",
         "--compose-file",
-        help="Compose file (repeat to merge overrides; - for standard input). "
+        "-f",
+        metavar="FILE",
+        help="Compose file (repeat to merge overrides; - for standard input; -f as in "
+        "docker compose). "
         "Default: compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml here.",
         show_default=False,
     ),
@@ -21,6 +24,7 @@ EnvFile = Annotated[
     Path | None,
     typer.Option(
         "--env-file",
+        metavar="FILE",
         help="Variables for interpolation (default: .env beside the first compose file).",
         show_default=False,
     ),
@@ -28,7 +32,10 @@ EnvFile = Annotated[
 StackName = Annotated[
     str | None,
     typer.Option(
-        "--stack", help="Stack name: secret names are checked as <STACK>_<key>.", show_default=False
+        "--stack",
+        metavar="STACK",
+        help="Stack name: secret names are checked as <STACK>_<key>.",
+        show_default=False,
     ),
 ]
 Compat = Annotated[

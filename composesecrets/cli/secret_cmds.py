@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
 
 from composesecrets.cli.app import (
-    ListFormat,
-    TableOrJson,
+    FormatOption,
     ago,
     app,
+    group,
+    notice,
     open_store,
     print_json,
+    store_dir,
     table,
 )
-from composesecrets.errors import ComposeSecretsError, NotFoundError
+from composesecrets.cli.completion import complete_secret
+from composesecrets.cli.templates import parse_format, render
+from composesecrets.errors import ComposeSecretsError, NotFoundError, UsageError
 
-secret_app = typer.Typer(
-    help="Manage secrets in the encrypted store (Docker's `docker secret` shape).",
-    no_args_is_help=True,
-)
+secret_app = group("Manage secrets in the encrypted store (Docker's `docker secret` shape).")
 app.add_typer(secret_app, name="secret")
 
+NewName = Annotated[
+    str, typer.Argument(metavar="NAME", help="Name of the new secret.", show_default=False)
+]
 SecretName = Annotated[
-    str, typer.Argument(help="Secret name (exact; never an ID).", show_default=False)
+    str,
+    typer.Argument(
+        metavar="NAME",
+        help="Secret name (exact; never an ID).",
+        show_default=False,
+        autocompletion=complete_secret,
+    ),
 ]
 ValueSource = Annotated[
     str,
@@ -35,20 +46,43 @@ ValueSource = Annotated[
     ),
 ]
 SecretNames = Annotated[
-    list[str], typer.Argument(help="Secret names (exact; never IDs).", show_default=False)
+    list[str],
+    typer.Argument(
+        metavar="NAME...",
+        help="Secret names (exact; never IDs).",
+        show_default=False,
+        autocompletion=complete_secret,
+    ),
 ]
 SecretRefs = Annotated[
-    list[str], typer.Argument(help="Names, IDs or unique ID prefixes.", show_default=False)
+    list[str],
+    typer.Argument(
+        metavar="SECRET...",
+        help="Names, IDs or unique ID prefixes.",
+        show_default=False,
+        autocompletion=complete_secret,
+    ),
 ]
+
+LS_FIELDS = {
+    "ID": "ID",
+    "Name": "NAME",
+    "Version": "VERSION",
+    "CreatedAt": "CREATED",
+    "UpdatedAt": "UPDATED",
+    "Labels": "LABELS",
+}
+INSPECT_FIELDS = ("ID", "Version", "CreatedAt", "UpdatedAt", "Spec", "Versions", "UsedBy")
 
 
 @secret_app.command("create")
 def secret_create(
     ctx: typer.Context,
-    name: SecretName,
+    name: NewName,
     source: ValueSource,
     label: Annotated[
-        list[str] | None, typer.Option("--label", "-l", help="Label K=V (repeatable).")
+        list[str] | None,
+        typer.Option("--label", "-l", metavar="K=V", help="Label K=V (repeatable)."),
     ] = None,
 ) -> None:
     """Create a secret from a file or standard input; prints its ID."""
@@ -77,36 +111,77 @@ def secret_rotate(ctx: typer.Context, name: SecretName, source: ValueSource) -> 
 def secret_ls(
     ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print IDs.")] = False,
-    fmt: TableOrJson = ListFormat.table,
+    fmt: FormatOption = "table",
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", "-f", help="name=PREFIX, id=PREFIX, label=K or label=K=V."),
+        typer.Option(
+            "--filter", "-f", metavar="FILTER", help="name=PREFIX, id=PREFIX, label=K or label=K=V."
+        ),
     ] = None,
 ) -> None:
     """List secrets: ID, NAME, VERSION, CREATED, UPDATED (values are never shown)."""
+    output = parse_format(fmt, list(LS_FIELDS), command="secret ls")
     try:
         store = open_store(ctx, create=False)
-    except NotFoundError:
+    except NotFoundError as exc:
         found: list[Any] = []  # no store yet: nothing to list
+        if store_dir(ctx) is not None or os.environ.get("COMPOSESECRETS_HOME"):
+            # a path the user gave: a typo there must not look like an empty store
+            notice(f"composesecrets: note: {exc.message}")
     else:
         with store:
             found = store.list_secrets(filters or [])
     if quiet:
         for info in found:
             typer.echo(info.id)
-    elif fmt is ListFormat.json:
+    elif output.kind == "json":
         print_json([info.to_docker() for info in found])
+    elif output.is_template:
+        rows = [
+            {
+                "ID": i.id,
+                "Name": i.name,
+                "Version": i.version,
+                "CreatedAt": ago(i.created_at),
+                "UpdatedAt": ago(i.updated_at),
+                "Labels": ",".join(f"{k}={v}" for k, v in sorted(i.labels.items())),
+            }
+            for i in found
+        ]
+        if rows or output.kind == "table-template":
+            typer.echo(render(output, rows, LS_FIELDS))
     else:
-        rows = [[i.id, i.name, str(i.version), ago(i.created_at), ago(i.updated_at)] for i in found]
-        typer.echo(table(rows, ["ID", "NAME", "VERSION", "CREATED", "UPDATED"]))
+        rows_ = [
+            [i.id, i.name, str(i.version), ago(i.created_at), ago(i.updated_at)] for i in found
+        ]
+        typer.echo(table(rows_, ["ID", "NAME", "VERSION", "CREATED", "UPDATED"]))
 
 
 @secret_app.command("inspect")
-def secret_inspect(ctx: typer.Context, names: SecretRefs) -> None:
+def secret_inspect(
+    ctx: typer.Context,
+    names: SecretRefs,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="[json|TEMPLATE]",
+            help="json (default) or a Go template as docker's ('{{.ID}}', '{{.Spec.Name}}', "
+            "'{{json .Spec.Labels}}').",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Show secrets as JSON in Docker's shape, with versions, sizes and digests; never values."""
+    output = parse_format(fmt or "json", INSPECT_FIELDS, command="secret inspect")
+    if output.kind == "table":
+        raise UsageError("secret inspect prints json or a template, not a table")
     with open_store(ctx, create=False) as store:
         details = [store.inspect(name, allow_id=True).to_docker() for name in names]
-    print_json(details)
+    if output.is_template:
+        typer.echo(render(output, details, {}))
+    else:
+        print_json(details)
 
 
 @secret_app.command("rm")

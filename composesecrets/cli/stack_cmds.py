@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import threading
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,21 +11,23 @@ from typing import Annotated, Any
 import typer
 
 from composesecrets.cli.app import (
-    ListFormat,
-    TableOrJson,
+    FormatOption,
+    Quiet,
     app,
+    group,
     open_store,
     print_json,
     store_dir,
     table,
 )
+from composesecrets.cli.completion import complete_stack
+from composesecrets.cli.compose_cmds import config
 from composesecrets.cli.options import ComposeFiles, EnvFile
+from composesecrets.cli.progress import Progress
+from composesecrets.cli.templates import parse_format, render
 from composesecrets.errors import InvalidComposeError
 
-stack_app = typer.Typer(
-    help="Deploy and tear down stacks with their secrets (Docker's `docker stack` shape).",
-    no_args_is_help=True,
-)
+stack_app = group("Deploy and tear down stacks with their secrets (Docker's `docker stack` shape).")
 app.add_typer(stack_app, name="stack")
 
 
@@ -34,38 +36,25 @@ class DeliveryMode(str, Enum):
     copy = "copy"
 
 
-class _Progress:
-    """One live line per object on a terminal; plain lines otherwise; nothing with --quiet."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.lock = threading.Lock()
-        self.states: dict[str, str] = {}
-        self.live: Any = None
-        if not quiet and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.live import Live
-
-            self.live = Live(console=Console(stderr=True), refresh_per_second=8, transient=False)
-            self.live.start()
-
-    def __call__(self, subject: str, what: str) -> None:
-        if self.quiet:
-            return
-        with self.lock:
-            if self.live is None:
-                typer.echo(f"{what} {subject}", err=True)
-                return
-            self.states[subject] = what
-            text = "\n".join(f"{name:<40} {state}" for name, state in self.states.items())
-            self.live.update(text)
-
-    def close(self) -> None:
-        if self.live is not None:
-            self.live.stop()
+class BackendName(str, Enum):
+    engine = "engine"
+    swarm = "swarm"
 
 
-StackArg = Annotated[str, typer.Argument(help="Stack name.", show_default=False)]
+StackArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="STACK", help="Stack name.", show_default=False, autocompletion=complete_stack
+    ),
+]
+NoProgress = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+def _unlocked(store: Any) -> Any:
+    """The store unlocked now: a passphrase prompt comes before any progress is drawn."""
+    if store.status().initialised:
+        store.unlock()
+    return store
 
 
 @stack_app.command("deploy")
@@ -74,9 +63,10 @@ def stack_deploy(
     stack: StackArg,
     compose_file: ComposeFiles = None,
     backend: Annotated[
-        str | None,
+        BackendName | None,
         typer.Option(
             "--backend",
+            metavar="[engine|swarm]",
             help="engine (one Docker Engine) or swarm. Default: the backend the stack runs "
             "on, engine for a new stack.",
             show_default=False,
@@ -87,19 +77,37 @@ def stack_deploy(
         DeliveryMode,
         typer.Option(
             "--secret-delivery",
+            metavar="[tmpfs|copy]",
             help="tmpfs (default: memory-backed files bind-mounted read-only) or copy "
             "(written into each container before it starts; for remote engines).",
+            show_default=False,
         ),
     ] = DeliveryMode.tmpfs,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: NoProgress = False,
+    allow_unapplied: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unapplied",
+            help="Deploy even when the backend does not apply a compose key that changes what "
+            "runs (build, devices on Swarm, ...); the warnings name each one.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Change nothing: print what would be created, recreated, left unchanged and "
+            "removed, and the secret and config versions each service would get.",
+        ),
+    ] = False,
 ) -> None:
-    """Validate, import the secrets into the store, and run the stack on the engine."""
+    """Validate, import the secrets and configs into the store, and run the stack."""
     from composesecrets import stacks
     from composesecrets.compose.diagnostics import render_text
     from composesecrets.compose.project import check_stack_name
 
     check_stack_name(stack)
-    if delivery is DeliveryMode.copy:
+    if delivery is DeliveryMode.copy and not dry_run:
         typer.echo(
             "warning: --secret-delivery copy puts plaintext secret files into each container's "
             "writable layer on the engine's host (until the container is removed)",
@@ -108,41 +116,77 @@ def stack_deploy(
     options = stacks.DeployOptions(
         files=compose_file or [],
         env_file=env_file,
-        backend=backend,
+        backend=backend.value if backend is not None else None,
         delivery=delivery.value,
-        store_opener=lambda: open_store(ctx),
+        store_opener=lambda: _unlocked(open_store(ctx, create=not dry_run)),
+        allow_unapplied=allow_unapplied,
+        warn=lambda text: typer.echo(text, err=True),  # before anything changes
     )
-    progress = _Progress(quiet)
+    if dry_run:
+        try:
+            preview = stacks.dry_run(stack, options)
+        except InvalidComposeError as exc:
+            if exc.diagnostics:
+                typer.echo(render_text(exc.diagnostics), err=True)
+            raise
+        _print_dry_run(preview)
+        return
+    progress = Progress(quiet)
     try:
         outcome = stacks.deploy(stack, options, progress)
     except InvalidComposeError as exc:
-        progress.close()
+        progress.close(ok=False)
         if exc.diagnostics:
             typer.echo(render_text(exc.diagnostics), err=True)
         raise
-    finally:
-        progress.close()
-    for warning in outcome.warnings:
-        typer.echo(warning, err=True)
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close()
     if not quiet:
         summary = stacks.describe(outcome.result)
         typer.echo(f"stack {stack} deployed on {outcome.backend}: {summary}")
 
 
+def _print_dry_run(preview: Any) -> None:
+    """``--dry-run``: one line per object and what would happen to it, then the files."""
+    from composesecrets import stacks
+
+    result = preview.result
+    for label in ("created", "recreated", "unchanged", "removed"):
+        for name in getattr(result, label):
+            typer.echo(f"{label:<10} {name}")
+    for name in result.networks_created:
+        typer.echo(f"{'created':<10} network {name}")
+    for item in preview.files:
+        typer.echo(f"{'files':<10} {item.service}: {item.text()}")
+    summary = stacks.describe(result)
+    typer.echo(f"dry run: stack {preview.stack} on {preview.backend} would be: {summary}; "
+               "nothing was changed")  # fmt: skip
+
+
 @stack_app.command("rm")
 def stack_rm(
     ctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="Stacks to remove.", show_default=False)],
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="STACK...",
+            help="Stacks to remove.",
+            show_default=False,
+            autocompletion=complete_stack,
+        ),
+    ],
     keep_secrets: Annotated[
         bool, typer.Option("--keep-secrets", help="Keep the stack's own secrets in the store.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: NoProgress = False,
 ) -> None:
     """Remove stacks: containers, networks, secret files and (by default) their own secrets."""
     from composesecrets import stacks
     from composesecrets.errors import BackendError
 
-    progress = _Progress(quiet)
+    progress = Progress(quiet)
     results = []
     try:
         for name in names:
@@ -154,8 +198,10 @@ def stack_rm(
                     progress=progress,
                 )
             )
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close(ok=all(not r.leftovers for r in results))
     left: list[str] = []
     for result in results:
         if not result.found:
@@ -210,16 +256,18 @@ def stack_restore(
         return
     if not names and not every:
         raise UsageError("name the stacks to restore, or give --all")
-    progress = _Progress(quiet)
+    progress = Progress(quiet)
     try:
         results = stacks.restore(
             names or [],
             everything=every,
-            store_opener=lambda: open_store(ctx, create=False),
+            store_opener=lambda: _unlocked(open_store(ctx, create=False)),
             progress=progress,
         )
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close()
     problems = [p for r in results for p in r.problems]
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
@@ -268,42 +316,113 @@ def _install_systemd(ctx: typer.Context) -> None:
     typer.echo(f"enabled {SYSTEMD_UNIT.name}: `stack restore --all` runs after docker.service")
 
 
-@stack_app.command("ls")
-def stack_ls(ctx: typer.Context, fmt: TableOrJson = ListFormat.table) -> None:
-    """List stacks on the engine (and on the swarm, when the engine is a swarm manager)."""
-    from composesecrets import stacks
+stack_app.command(
+    "config",
+    help="Print the normalised configuration of compose files (as docker stack config).",
+)(config)
 
-    found = stacks.stacks(lambda: open_store(ctx, create=False))
-    if fmt is ListFormat.json:
-        print_json([s.to_json() for s in found])
-        return
-    rows = [[s.name, str(s.services), s.backend] for s in found]
-    typer.echo(table(rows, ["NAME", "SERVICES", "BACKEND"]))
+
+Rows = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+def _listing(
+    fmt: str,
+    quiet: bool,
+    command: str,
+    headers: dict[str, str],
+    rows: Rows,
+    key: str,
+    columns: list[str],
+) -> None:
+    """Print the template rows as -q (the ``key`` field), a template or the default table
+    (``columns``), or the JSON document; ``rows()`` gives (template rows, json rows)."""
+    output = parse_format(fmt, list(headers), command=command)
+    found, documents = rows()
+    if quiet:
+        for row in found:
+            typer.echo(row[key] or row["Name"])
+    elif output.kind == "json":
+        print_json(documents)
+    elif output.is_template:
+        if found or output.kind == "table-template":
+            typer.echo(render(output, found, headers))
+    else:
+        typer.echo(
+            table([[_cell(r[n]) for n in columns] for r in found], [headers[n] for n in columns])
+        )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "-"
+    return str(value)
+
+
+@stack_app.command("ls")
+def stack_ls(ctx: typer.Context, quiet: Quiet = False, fmt: FormatOption = "table") -> None:
+    """List stacks on the engine (and on the swarm, when the engine is a swarm manager)."""
+
+    def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        from composesecrets import stacks
+
+        found = stacks.stacks(lambda: open_store(ctx, create=False))
+        out = [{"Name": s.name, "Services": s.services, "Backend": s.backend} for s in found]
+        return out, [s.to_json() for s in found]
+
+    headers = {"Name": "NAME", "Services": "SERVICES", "Backend": "BACKEND"}
+    _listing(fmt, quiet, "stack ls", headers, rows, "Name", list(headers))
 
 
 @stack_app.command("ps")
-def stack_ps(ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table) -> None:
-    """One line per container: name, image, state and the secrets mounted."""
-    from composesecrets import stacks
+def stack_ps(
+    ctx: typer.Context, stack: StackArg, quiet: Quiet = False, fmt: FormatOption = "table"
+) -> None:
+    """One line per container: name, image, state and the secrets mounted (-q: IDs)."""
 
-    found = stacks.containers(stack, lambda: open_store(ctx, create=False))
-    if fmt is ListFormat.json:
-        print_json([c.to_json() for c in found])
-        return
-    rows = [[c.name, c.image, c.state, ", ".join(c.secrets) or "-"] for c in found]
-    typer.echo(table(rows, ["NAME", "IMAGE", "STATE", "SECRETS"]))
+    def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        from composesecrets import stacks
+
+        found = stacks.containers(stack, lambda: open_store(ctx, create=False))
+        documents = [c.to_json() for c in found]
+        return [
+            {
+                "ID": c.id[:12],
+                "Name": c.name,
+                "Service": c.service,
+                "Image": c.image,
+                "CurrentState": c.state,
+                "Secrets": list(c.secrets),
+            }
+            for c in found
+        ], documents
+
+    headers = {
+        "ID": "ID",
+        "Name": "NAME",
+        "Service": "SERVICE",
+        "Image": "IMAGE",
+        "CurrentState": "STATE",
+        "Secrets": "SECRETS",
+    }
+    columns = ["Name", "Image", "CurrentState", "Secrets"]
+    _listing(fmt, quiet, "stack ps", headers, rows, "ID", columns)
 
 
 @stack_app.command("services")
 def stack_services(
-    ctx: typer.Context, stack: StackArg, fmt: TableOrJson = ListFormat.table
+    ctx: typer.Context, stack: StackArg, quiet: Quiet = False, fmt: FormatOption = "table"
 ) -> None:
-    """One line per service: name, replicas running/wanted, image."""
-    from composesecrets import stacks
+    """One line per service: name, replicas running/wanted, image (-q: names)."""
 
-    found = stacks.services(stack, lambda: open_store(ctx, create=False))
-    if fmt is ListFormat.json:
-        print_json([s.to_json() for s in found])
-        return
-    rows = [[s.name, f"{s.running}/{s.replicas}", s.image] for s in found]
-    typer.echo(table(rows, ["NAME", "REPLICAS", "IMAGE"]))
+    def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        from composesecrets import stacks
+
+        found = stacks.services(stack, lambda: open_store(ctx, create=False))
+        documents = [s.to_json() for s in found]
+        return [
+            {"Name": s.name, "Replicas": f"{s.running}/{s.replicas}", "Image": s.image}
+            for s in found
+        ], documents
+
+    headers = {"Name": "NAME", "Replicas": "REPLICAS", "Image": "IMAGE"}
+    _listing(fmt, quiet, "stack services", headers, rows, "Name", list(headers))

@@ -13,6 +13,7 @@ from composesecrets.cli.app import (
     ListFormat,
     TableOrJson,
     app,
+    group,
     notice,
     open_store,
     print_json,
@@ -21,9 +22,7 @@ from composesecrets.cli.app import (
 )
 from composesecrets.errors import IntegrityError
 
-store_app = typer.Typer(
-    help="Inspect, verify and re-key the encrypted store.", no_args_is_help=True
-)
+store_app = group("Inspect, verify and re-key the encrypted store.")
 app.add_typer(store_app, name="store")
 
 
@@ -51,13 +50,17 @@ def store_verify(ctx: typer.Context) -> None:
             f"{failure.reason}"
         )
     if not report.ok:
-        typer.echo(f"{len(report.failures)} of {report.checked} versions failed", err=True)
+        failed = len(report.failures)
+        typer.echo(
+            f"{failed} of {report.checked} version{'s' * (report.checked != 1)} failed", err=True
+        )
         raise typer.Exit(IntegrityError.exit_code)
-    typer.echo(f"ok: {report.checked} versions verified")
+    typer.echo(f"ok: {report.checked} version{'s' * (report.checked != 1)} verified")
 
 
 def _report_key_change(change: Any) -> None:
-    typer.echo(f"unlock method: {change.method}; {change.versions_rewrapped} data keys re-wrapped")
+    count = change.versions_rewrapped
+    typer.echo(f"unlock method: {change.method}; {count} data key{'s' * (count != 1)} re-wrapped")
     if change.key_file:
         typer.echo(f"key file: {change.key_file}")
     if change.old_key_file:
@@ -94,9 +97,12 @@ class UnlockMethod(str, Enum):
 @store_app.command("change-unlock")
 def store_change_unlock(
     ctx: typer.Context,
-    to: Annotated[UnlockMethod, typer.Argument(help="keyfile, env or passphrase.")],
+    to: Annotated[
+        UnlockMethod, typer.Argument(metavar="METHOD", help="keyfile, env or passphrase.")
+    ],
     key_file: Annotated[
-        Path | None, typer.Option("--key-file", help="Key file path (keyfile method).")
+        Path | None,
+        typer.Option("--key-file", metavar="FILE", help="Key file path (keyfile method)."),
     ] = None,
 ) -> None:
     """Switch between a key file, an environment key and a passphrase; data stays as it is.
@@ -122,7 +128,9 @@ def store_change_unlock(
 def store_audit(
     ctx: typer.Context,
     fmt: TableOrJson = ListFormat.table,
-    limit: Annotated[int | None, typer.Option("--limit", help="Newest N entries.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Newest N entries.")
+    ] = None,
 ) -> None:
     """Print the append-only audit log: who did what, when (never a value)."""
     with open_store(ctx, create=False) as store:

@@ -10,18 +10,22 @@ import difflib
 import os
 import re
 import stat
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
+from composesecrets import docker_rules
 from composesecrets.compose.diagnostics import Diagnostic, Severity, make
 from composesecrets.compose.yamlload import Loc, LocDict, substituted
 from composesecrets.model import Stack
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
-NAME_MAX = 64
-MAX_SECRET_BYTES = 511_999
+NAME_MAX = docker_rules.NAME_MAX
+MAX_SECRET_BYTES = docker_rules.SECRET_VALUE_MAX
+# What an absent secret file is: an error; a warning when git ignores it; always a warning.
+SecretFiles = Literal["require", "unless-ignored", "optional"]
+Backend = Literal["engine", "swarm"]
 LONG_SYNTAX_KEYS = ("source", "target", "uid", "gid", "mode")
 _NUMERIC_ID = re.compile(r"^[0-9]+$")
 _TOKEN = re.compile(r"[^\s,\]}#]+")
@@ -33,7 +37,8 @@ _DELIBERATE_DECIMALS = frozenset(
                         "750", "755", "777")
 )  # fmt: skip
 _CREDENTIAL = re.compile(
-    r"(?:^|_)(?:PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|API_?KEY|KEY)$", re.IGNORECASE
+    r"(?:^|_)(?:PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|API_?KEY|KEY|KEY_BASE|SALT)$",
+    re.IGNORECASE,
 )
 
 
@@ -41,12 +46,20 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` breaks Docker's secret-name rule, or None when it is fine."""
     if len(name) > NAME_MAX:
         return f"is {len(name)} characters long; Docker allows at most {NAME_MAX}"
-    if not NAME_RE.match(name):
+    if not docker_rules.SECRET_NAME_RE.fullmatch(name):
         return (
             "may use only letters, digits, '-', '_' and '.', and must start and end "
             "with a letter or digit"
         )
     return None
+
+
+@dataclass(frozen=True)
+class Options:
+    """How strict a run is about things outside the compose file."""
+
+    secret_files: SecretFiles = "require"
+    backend: Backend | None = None  # None: not known (validate without --backend)
 
 
 @dataclass
@@ -56,7 +69,9 @@ class CheckContext:
     stack: Stack
     root: LocDict
     texts: Mapping[str, str]
+    options: Options = field(default_factory=Options)
     out: list[Diagnostic] = field(default_factory=list)
+    missing: list[tuple[tuple[str | int, ...], str]] = field(default_factory=list)
     _lines: dict[str, list[str]] = field(default_factory=dict)
 
     def token(self, loc: Loc | None) -> str | None:
@@ -85,8 +100,79 @@ class CheckContext:
 
 def run(ctx: CheckContext) -> list[Diagnostic]:
     _service_checks(ctx)
+    _dependencies(ctx)
     _definition_checks(ctx)
+    _missing_files(ctx)
     return ctx.out
+
+
+def _dependencies(ctx: CheckContext) -> None:
+    """depends_on naming an undefined service: docker compose and the engine backend refuse
+    it (an error); Swarm ignores depends_on, so for ``--backend swarm`` it is a warning."""
+    services = ctx.stack.config.get("services") or {}
+    swarm = ctx.options.backend == "swarm"
+    for name, body in services.items():
+        deps = body.get("depends_on") if isinstance(body, Mapping) else None
+        for index, dep in enumerate(deps if isinstance(deps, list) else []):
+            if isinstance(dep, str) and dep not in services:
+                defined = ", ".join(sorted(services))
+                why = (
+                    "Swarm ignores depends_on, docker compose and the engine backend refuse it"
+                    if swarm
+                    else "docker compose and the engine backend refuse it (Swarm ignores "
+                    "depends_on)"
+                )
+                ctx.add(
+                    ("services", name, "depends_on", index),
+                    "warning" if swarm else "error",
+                    "undefined-dependency",
+                    f'service "{name}" depends on undefined service "{dep}" (defined: '
+                    f"{defined}); {why}",
+                )
+
+
+def _missing_files(ctx: CheckContext) -> None:
+    """Absent secret files: an error, or a warning where the mode allows it."""
+    mode = ctx.options.secret_files
+    ignored = git_ignored([f for _, f in ctx.missing]) if mode == "unless-ignored" else set()
+    for path, filename in ctx.missing:
+        if mode == "optional" or filename in ignored:
+            why = "git ignores it" if filename in ignored else "--no-files"
+            ctx.add(
+                path,
+                "warning",
+                "file-not-checked",
+                f"secret file {filename} does not exist and was not checked ({why}); "
+                "deploy needs it (--require-files makes this an error)",
+            )
+        else:
+            ctx.add(path, "error", "file-missing", f"secret file {filename} does not exist")
+
+
+def git_ignored(filenames: Sequence[str]) -> set[str]:
+    """The absolute ``filenames`` git ignores (``git check-ignore``), grouped by directory;
+    empty outside a git work tree or without git."""
+    by_dir: dict[str, list[str]] = {}
+    for filename in filenames:
+        folder = Path(filename).parent
+        while not folder.is_dir() and folder != folder.parent:
+            folder = folder.parent
+        by_dir.setdefault(str(folder), []).append(filename)
+    out: set[str] = set()
+    for where, names in by_dir.items():
+        try:
+            proc = subprocess.run(
+                ["git", "-C", where, "check-ignore", "--", *names],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if proc.returncode == 0:
+            out.update(line for line in proc.stdout.splitlines() if line in names)
+    return out
 
 
 def _service_checks(ctx: CheckContext) -> None:
@@ -132,14 +218,7 @@ def _service_checks(ctx: CheckContext) -> None:
             settings = (ref.uid, ref.gid, ref.mode)
             earlier = by_source.get(ref.source)
             if earlier is not None and earlier[1] != settings:
-                ctx.add(
-                    path,
-                    "warning",
-                    "same-source-settings",
-                    f'secret "{ref.source}" is mounted again with other uid/gid/mode than '
-                    f"secrets[{earlier[0]}]; Docker Swarm applies the last one to both targets "
-                    "(composesecrets' engine backend keeps them apart)",
-                )
+                _same_source(ctx, path, ref.source, earlier[0])
             by_source.setdefault(ref.source, (index, settings))
     for key in stack.secrets:
         if key not in used:
@@ -152,6 +231,22 @@ def _service_checks(ctx: CheckContext) -> None:
                 key=True,
             )
     _credentials(ctx, services)
+
+
+def _same_source(ctx: CheckContext, path: tuple[str | int, ...], source: str, first: int) -> None:
+    backend = ctx.options.backend
+    if backend == "engine":
+        return  # the engine backend mounts each target with its own settings
+    again = f'secret "{source}" is mounted again with other uid/gid/mode than secrets[{first}]'
+    if backend == "swarm":
+        message = f"{again}; Docker Swarm applies the last uid/gid/mode to both targets"
+    else:
+        message = (
+            f"{again}; on Docker Swarm (--backend swarm, docker stack deploy) the last "
+            "uid/gid/mode applies to both targets, the engine backend keeps them apart "
+            "(validate --backend engine does not warn)"
+        )
+    ctx.add(path, "warning", "same-source-settings", message)
 
 
 def _long_syntax(ctx: CheckContext, path: tuple[str | int, ...], item: Mapping[str, Any]) -> None:
@@ -294,7 +389,7 @@ def _file(ctx: CheckContext, path: tuple[str | int, ...], filename: str) -> None
     try:
         info = os.stat(filename)
     except FileNotFoundError:
-        ctx.add(path, "error", "file-missing", f"secret file {filename} does not exist")
+        ctx.missing.append((path, filename))
         return
     except OSError as exc:
         ctx.add(path, "error", "file-unreadable", f"cannot stat {filename}: {exc.strerror}")
@@ -330,8 +425,21 @@ def _file(ctx: CheckContext, path: tuple[str | int, ...], filename: str) -> None
         )
 
 
+def _mounted(value: Any, targets: set[str]) -> bool:
+    """A path to a mounted secret, not a credential: under /run/secrets/ or a target."""
+    if not isinstance(value, str):
+        return False
+    return value in targets or (
+        value.startswith(docker_rules.SECRETS_DIR + "/")
+        and ".." not in PurePosixPath(value).parts
+        and len(value) > len(docker_rules.SECRETS_DIR) + 1
+    )
+
+
 def _credentials(ctx: CheckContext, services: Mapping[str, Any]) -> None:
     for name, body in services.items():
+        service = ctx.stack.services.get(name)
+        targets = {ref.target for ref in service.secrets} if service else set()
         env = body.get("environment") if isinstance(body, Mapping) else None
         pairs: list[tuple[str, Any, tuple[str | int, ...]]] = []
         if isinstance(env, Mapping):
@@ -346,13 +454,13 @@ def _credentials(ctx: CheckContext, services: Mapping[str, Any]) -> None:
                 continue
             if value in (None, "") or not isinstance(value, (str, int, float)):
                 continue
-            if substituted(ctx.root, path):
+            if substituted(ctx.root, path) or _mounted(value, targets):
                 continue
             ctx.add(
                 path,
                 "warning",
                 "plaintext-credential",
-                f"{var} is given as plain text in environment:, where `docker inspect` and "
-                f"every process in the container can read it; put the value in a secret and "
-                f"set {var}_FILE: /run/secrets/<secret> instead",
+                f"{var} is given as plain text in environment:: the value is visible in "
+                "`docker inspect` and in the environment of every process in the container; "
+                f"put it in a secret and set {var}_FILE: /run/secrets/<secret> instead",
             )

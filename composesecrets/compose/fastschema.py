@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
-
-from jsonschema import FormatChecker
+from typing import Any, Protocol
 
 Check = Callable[[Any], bool]
 
@@ -66,7 +64,11 @@ def canonical(value: Any) -> Any:
     return ("o", repr(value))
 
 
-def compile_schema(root: dict[str, Any], format_checker: FormatChecker) -> Check:
+class FormatCheck(Protocol):
+    def conforms(self, instance: object, format: str) -> bool: ...
+
+
+def compile_schema(root: dict[str, Any], format_checker: FormatCheck) -> Check:
     """Compile ``root``; raises :class:`Unsupported` for keywords outside our subset."""
     refs: dict[str, Check] = {}
 

@@ -20,12 +20,21 @@ No other format is enforced. python-jsonschema's default checkers (``email``, ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Final
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
 
-from jsonschema import FormatChecker
+if TYPE_CHECKING:
+    from jsonschema import FormatChecker
 
-__all__ = ["FORMAT_CHECKER", "is_docker_port_spec", "is_go_duration", "parse_go_duration"]
+# FORMAT_CHECKER too, made on first use by __getattr__ below
+__all__ = [
+    "FAST_FORMATS",
+    "is_docker_port_spec",
+    "is_go_duration",
+    "parse_go_duration",
+]
 
 # Nanoseconds per unit, as in Go's time.unitMap. Both micro signs are accepted:
 # U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU.
@@ -309,16 +318,10 @@ def is_docker_port_spec(value: str) -> bool:
     return proto.lower() in ("tcp", "udp", "sctp")
 
 
-FORMAT_CHECKER: Final = FormatChecker(formats=())
-"""Checks exactly the formats Docker checks: ``duration``, ``ports`` and (trivially) ``expose``."""
-
-
-@FORMAT_CHECKER.checks("duration")
 def _check_duration(instance: object) -> bool:
     return isinstance(instance, str) and is_go_duration(instance)
 
 
-@FORMAT_CHECKER.checks("ports")
 def _check_ports(instance: object) -> bool:
     if isinstance(instance, str):
         return is_docker_port_spec(instance)
@@ -334,6 +337,45 @@ def _check_ports(instance: object) -> bool:
     return 0 <= numerator <= 0xFFFF
 
 
-@FORMAT_CHECKER.checks("expose")
 def _check_expose(instance: object) -> bool:
     return True
+
+
+#: The formats Docker checks: ``duration``, ``ports`` and (trivially) ``expose``.
+_CHECKS: dict[str, Callable[[object], bool]] = {
+    "duration": _check_duration,
+    "ports": _check_ports,
+    "expose": _check_expose,
+}
+
+
+class FastFormats:
+    """``conforms(value, format)`` as jsonschema's FormatChecker answers it for these formats,
+    without importing jsonschema (the fast schema check of valid files never needs it)."""
+
+    checkers = _CHECKS
+
+    def conforms(self, instance: object, format: str) -> bool:
+        check = _CHECKS.get(format)
+        return True if check is None else check(instance)
+
+
+FAST_FORMATS = FastFormats()
+
+
+@cache
+def _format_checker() -> FormatChecker:
+    from jsonschema import FormatChecker
+
+    checker = FormatChecker(formats=())
+    for name, check in _CHECKS.items():
+        checker.checks(name)(check)
+    return checker
+
+
+def __getattr__(name: str) -> Any:
+    # FORMAT_CHECKER (jsonschema's FormatChecker with exactly Docker's formats) is built on
+    # first use, so that importing this module does not import jsonschema
+    if name == "FORMAT_CHECKER":
+        return _format_checker()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,18 +23,11 @@ _PATTERN = re.compile(
     rf"\$(?:(?P<escaped>\$)|(?P<named>{_SUBST})|\{{(?P<braced>{_SUBST})\}}|(?P<invalid>))",
     re.IGNORECASE,
 )
-_NAME = re.compile(r"^[_a-z][_a-z0-9]*$", re.IGNORECASE)
 _ATOI = re.compile(r"^[+-]?[0-9]+$")
 _GO_FLOAT = re.compile(
     r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)$",
     re.IGNORECASE,
 )
-
-
-class _TemplateError(Exception):
-    def __init__(self, template: str) -> None:
-        super().__init__(template)
-        self.template = template
 
 
 def _partition(text: str, sep: str) -> tuple[str, str]:
@@ -329,6 +322,3 @@ def make_lookup(
 
     return lookup
 
-
-def is_variable_name(name: str) -> bool:
-    return bool(_NAME.match(name))

@@ -20,13 +20,23 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from composesecrets import docker_rules, model
-from composesecrets.compose import checks, dockerrules, interpolate, merge, schema, yamlload
+from composesecrets.compose import checks, interpolate, loaderchecks, merge, schema, yamlload
+from composesecrets.compose.checks import Backend, SecretFiles
 from composesecrets.compose.diagnostics import Diagnostic, Severity, make, sort_key
+from composesecrets.compose.rules import Selection, apply
 from composesecrets.compose.yamlload import LocDict
 from composesecrets.errors import InputError, UsageError
 
 DISCOVERY_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+# compose merges the first of these found beside the base file over it
+OVERRIDE_NAMES = (
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+)
 STDIN_NAME = "<stdin>"
+STACK_NAME_MAX = 63
 
 # Rules that only the strict mode reports (compat mode gives exactly Docker's verdict).
 _STRICT_ONLY_INTERPOLATION = frozenset(("interpolation-bare-dollar",))
@@ -40,6 +50,7 @@ class Project:
     working_dir: Path
     stack: model.Stack | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -66,8 +77,37 @@ def discover(directory: Path) -> Path:
     )
 
 
+def with_overrides(files: Sequence[str], cwd: Path) -> tuple[list[list[str]], list[str]]:
+    """Group files to validate one by one with their compose overrides, as compose merges
+    them: a base file (``compose.yaml``, ``docker-compose.yml``, ...) goes together with the
+    first override file beside it (``compose.override.yaml``, ...). An override file is
+    judged with its base, never alone. Returns (groups, override files without a base)."""
+    groups: list[list[str]] = []
+    orphans: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for spec in files:
+        path = Path(spec)
+        group = [spec]
+        if path.name in OVERRIDE_NAMES or path.name in DISCOVERY_NAMES:
+            folder = path.parent
+            base = next((n for n in DISCOVERY_NAMES if (cwd / folder / n).is_file()), None)
+            override = next((n for n in OVERRIDE_NAMES if (cwd / folder / n).is_file()), None)
+            if path.name in OVERRIDE_NAMES:
+                if base is None:
+                    orphans.append(spec)
+                    continue
+                group = [str(folder / base), str(folder / path.name)]
+            elif path.name == base and override is not None:
+                group = [spec, str(folder / override)]
+        key = tuple(str((cwd / g).resolve()) for g in group)
+        if key not in seen:
+            seen.add(key)
+            groups.append(group)
+    return groups, orphans
+
+
 def check_stack_name(name: str) -> str:
-    if not docker_rules.is_stack_name(name) or len(name) > 63:
+    if not docker_rules.is_stack_name(name) or len(name) > STACK_NAME_MAX:
         raise UsageError(
             f'invalid stack name "{name}": use letters, digits, "_", "." and "-", starting '
             "with a letter or digit, at most 63 characters"
@@ -123,14 +163,31 @@ def load_project(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     stdin: BinaryIO | None = None,
+    secret_files: SecretFiles = "require",
+    backend: Backend | None = None,
+    selection: Selection | None = None,
 ) -> Project:
     """Load, interpolate, validate and normalise compose files.
 
     Raises :class:`InputError` (exit 2) for input that cannot be read or parsed as YAML;
     every other problem is a diagnostic in the returned :class:`Project`.
+
+    ``compat`` gives Docker's verdict only (and, like ``docker stack config``, reads no
+    ``.env``). ``secret_files`` says what an absent secret ``file:`` is: ``"require"`` (the
+    default, what ``stack deploy`` needs) an error ``file-missing``; ``"unless-ignored"``
+    a warning ``file-not-checked`` when git ignores the path; ``"optional"`` always that
+    warning. ``backend`` (None: not known) tunes the backend-specific warnings.
+    ``selection`` drops the strict rules it does not report, and so do inline
+    ``# composesecrets: ignore[rule]`` comments when a selection is given.
     """
     with _no_gc():
-        return _load_project(files, compat, env_file, stack_name, environ, cwd, stdin)
+        project = _load_project(
+            files, compat, env_file, stack_name, environ, cwd, stdin,
+            checks.Options(secret_files=secret_files, backend=backend),
+        )  # fmt: skip
+    if selection is not None:
+        project.diagnostics = apply(project.diagnostics, selection, project.texts)
+    return project
 
 
 def _load_project(
@@ -141,6 +198,7 @@ def _load_project(
     environ: Mapping[str, str] | None,
     cwd: Path | None,
     stdin: BinaryIO | None,
+    options: checks.Options,
 ) -> Project:
     cwd = cwd or Path.cwd()
     if stack_name is not None:
@@ -151,12 +209,12 @@ def _load_project(
     first = specs[0]
     working_dir = cwd if first == "-" else (cwd / first).resolve().parent
     environ = os.environ if environ is None else environ
-    dotenv = _dotenv(env_file, working_dir, cwd)
+    dotenv = _dotenv(env_file, working_dir, cwd, compat)
     lookup = interpolate.make_lookup(environ, dotenv)
 
     project = Project(files=[], working_dir=working_dir, stack=None)
     loaded: list[_File] = []
-    texts: dict[str, str] = {}
+    texts = project.texts
     for spec in specs:
         display, data = _read(spec, cwd, stdin)
         project.files.append(display)
@@ -185,12 +243,36 @@ def _load_project(
     if project.errors:
         return _finish(project)
     merged = merge.merge_files([f.config for f in loaded])
+    env_problems = loaderchecks.check_env_files(merged, working_dir)
+    project.diagnostics.extend(env_problems)
     stack = model.build(merged, loaded[0].version, working_dir, stack_name)
     project.stack = stack
     if not compat:
-        ctx = checks.CheckContext(stack, merged, texts)
+        ctx = checks.CheckContext(stack, merged, texts, options)
         project.diagnostics.extend(checks.run(ctx))
+        if options.backend is not None and not project.errors:
+            project.diagnostics.extend(_backend_checks(merged, stack, options.backend))
     return _finish(project)
+
+
+def _backend_checks(root: LocDict, stack: model.Stack, backend: str) -> list[Diagnostic]:
+    """``validate --backend``: what ``stack deploy`` would refuse or not apply on it (the
+    backend's own translation, without Docker: one source of truth)."""
+    from composesecrets.backends.unapplied import unapplied_keys
+    from composesecrets.errors import InvalidComposeError
+
+    try:
+        found = unapplied_keys(stack, backend)
+    except InvalidComposeError as exc:
+        return [make(root, (), "error", "backend-refuses", f"{backend} backend: {exc.message}")]
+    out = []
+    for item in found:
+        severity: Severity = "error" if item.changes_run else "warning"
+        text = str(item)
+        if item.changes_run:
+            text += "; stack deploy refuses it unless --allow-unapplied"
+        out.append(make(root, item.path, severity, "unapplied-key", text, key=True))
+    return out
 
 
 def _finish(project: Project) -> Project:
@@ -217,13 +299,17 @@ def read_env_files(stack: model.Stack) -> model.Stack:
     return dataclasses.replace(stack, services=services)
 
 
-def _dotenv(env_file: str | Path | None, working_dir: Path, cwd: Path) -> dict[str, str]:
+def _dotenv(
+    env_file: str | Path | None, working_dir: Path, cwd: Path, compat: bool
+) -> dict[str, str]:
     if env_file is not None:
         path = Path(env_file)
         path = path if path.is_absolute() else cwd / path
         if not path.is_file():
             raise InputError(f"env file {env_file} does not exist or is not a regular file")
         return interpolate.read_env_file(path)
+    if compat:
+        return {}  # docker stack config / deploy read no .env
     default = working_dir / ".env"
     return interpolate.read_env_file(default) if default.is_file() else {}
 
@@ -310,7 +396,7 @@ def _prepare(
     if schema_errors:
         diags.extend(schema_errors)
         return None
-    diags.extend(dockerrules.check_file(root, version, name))
+    diags.extend(loaderchecks.check_file(root, version, name))
     return _File(name, text, root, version)
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-
-from composesecrets.compose import fastschema
+from composesecrets.compose import fastschema, formats
 from composesecrets.compose.diagnostics import Diagnostic, format_path, make
-from composesecrets.compose.formats import FORMAT_CHECKER
 from composesecrets.compose.yamlload import LocDict
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+
+# jsonschema is imported when a file fails the fast check (it words every error message):
+# valid files are checked without paying for its import
 
 SUPPORTED_VERSIONS = tuple(f"3.{minor}" for minor in range(14))
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
@@ -45,14 +48,16 @@ def _schema(version: str) -> dict[str, Any]:
 
 @cache
 def validator(version: str) -> jsonschema.Draft4Validator:
-    return jsonschema.Draft4Validator(_schema(version), format_checker=FORMAT_CHECKER)
+    import jsonschema
+
+    return jsonschema.Draft4Validator(_schema(version), format_checker=formats.FORMAT_CHECKER)
 
 
 @cache
 def fast_check(version: str) -> fastschema.Check | None:
     """The compiled yes/no check for ``version`` (None if the schema is outside its subset)."""
     try:
-        return fastschema.compile_schema(_schema(version), FORMAT_CHECKER)
+        return fastschema.compile_schema(_schema(version), formats.FAST_FORMATS)
     except fastschema.Unsupported:
         return None
 
@@ -103,6 +108,11 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
     sub: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if kind == "type":
         message = f"must be a {_expected(error.validator_value)}, not a {_type_of(value)}"
+        if _is_service_key(path, "depends_on") and isinstance(value, dict):
+            message = (
+                "depends_on as a mapping (with condition:) is a compose-spec form (docker "
+                f"compose); {_SPEC_READS}; write depends_on as a list of service names. " + message
+            )
         leaf = path[-1] if path else ""
         if isinstance(leaf, str) and leaf in _FIELD_HINTS and not isinstance(value, dict):
             message += f"; {_FIELD_HINTS[leaf]}"
@@ -123,7 +133,9 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
                     hint += " and keys matching " + ", ".join(patterns)
             else:
                 hint = "names may use only letters, digits, '.', '_' and '-'"
-            out.append(([*path, extra], f'"{extra}" is not allowed here ({hint})', True))
+            first, close = _compose_spec_note(path, extra, allowed)
+            message = f'{first}"{extra}" is not allowed here{close} ({hint})'
+            out.append(([*path, extra], message, True))
         return out or [(path, error.message, False)]
     if kind == "required":
         return [(path, f"missing required key: {error.message.split(' ')[0]}", False)]
@@ -141,6 +153,44 @@ def _describe(error: ValidationError, where: str) -> list[tuple[list[str | int],
     if kind == "uniqueItems":
         return [(path, "must not contain the same item twice", False)]
     return [(path, error.message, False)]
+
+
+_SPEC_READS = "composesecrets reads the compose 3.x format that docker stack deploy reads"
+# Keys of the compose specification (docker compose) that no 3.x schema has, by location.
+_SPEC_SERVICE_KEYS = frozenset((
+    "annotations", "attach", "blkio_config", "cpu_count", "cpu_percent", "cpu_period",
+    "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "develop",
+    "device_cgroup_rules", "dns_opt", "extends", "gpus", "group_add", "label_file", "mem_limit",
+    "mem_reservation", "mem_swappiness", "memswap_limit", "models", "oom_kill_disable",
+    "oom_score_adj", "pids_limit", "platform", "post_start", "pre_stop", "profiles", "provider",
+    "pull_policy", "runtime", "scale", "storage_opt", "use_api_socket", "uts", "volumes_from",
+))  # fmt: skip
+_SPEC_TOP_KEYS = frozenset(("name", "include", "models"))
+_SPEC_DEFINITION_KEYS = frozenset(("environment", "content"))
+
+
+def _is_service_key(path: list[str | int], key: str) -> bool:
+    return len(path) == 3 and path[0] == "services" and path[2] == key
+
+
+def _compose_spec_note(path: list[str | int], extra: str, allowed: list[str]) -> tuple[str, str]:
+    """(first sentence, suggestion) for a key that is not allowed: a compose-spec key says
+    first what format this tool reads; a near miss of an allowed key gets "did you mean"."""
+    spec = (
+        (not path and extra in _SPEC_TOP_KEYS)
+        or (len(path) == 2 and path[0] == "services" and extra in _SPEC_SERVICE_KEYS)
+        or (len(path) == 2 and path[0] in ("secrets", "configs")
+            and extra in _SPEC_DEFINITION_KEYS)
+    )  # fmt: skip
+    if spec:
+        return f'"{extra}" is a compose-spec key (docker compose); {_SPEC_READS}. ', ""
+    if allowed:
+        import difflib
+
+        close = difflib.get_close_matches(extra, allowed, n=1)
+        if close:
+            return "", f'; did you mean "{close[0]}"?'
+    return "", ""
 
 
 @cache
@@ -164,6 +214,8 @@ def validate(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
     fast = fast_check(version)
     if fast is not None and fast(config):
         return []
+    from jsonschema.exceptions import best_match
+
     diagnostics: list[Diagnostic] = []
     for error in validator(version).iter_errors(config):
         best = best_match([error])

@@ -21,6 +21,8 @@ services:
     image: {image}
     command: ["sleep", "3600"]
     stop_grace_period: 1s
+    environment:
+      APP_PASSWORD: not-a-secret  # a plaintext-credential warning on every deploy
     secrets:
       - source: token
         target: token.txt

@@ -9,9 +9,11 @@ built from Debian's nginx-light by scripts/build-server-images.sh.
 
 Then, like the guide's `curl --cacert root-ca.crt https://localhost:PORT/`: the HTTPS
 answer verifies against the root CA (and not against the system's CAs), and the
-certificate nginx serves is site.crt, i.e. the secret. The mounted files have the modes of
-the compose file. After `stack rm`, no container, service, network, swarm secret, store
-entry or tmpfs directory of the stack is left, and the port is closed.
+certificate nginx serves is site.crt, i.e. the secret. site.conf is a config (issue 12):
+nginx serves a location only that file defines, and a changed site.conf, redeployed, is
+what nginx serves next (a new config version). The mounted files have the modes of the
+compose file. After `stack rm`, no container, service, network, swarm secret or config,
+store entry or tmpfs directory of the stack is left, and the port is closed.
 
 It runs with the engine backend, and with the swarm backend (port in `mode: host`).
 """
@@ -74,11 +76,11 @@ class Answer:
     peer_der: bytes
 
 
-def https_get(port: int, context: ssl.SSLContext) -> Answer:
-    """GET https://localhost:PORT/ (hostname checked against the certificate's SAN)."""
+def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> Answer:
+    """GET https://localhost:PORT/PATH (hostname checked against the certificate's SAN)."""
     conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=context)
     try:
-        conn.request("GET", "/")
+        conn.request("GET", path)
         response = conn.getresponse()
         body = response.read().decode("utf-8", "replace")
         assert conn.sock is not None
@@ -151,6 +153,8 @@ class Deployment:
             found += [f"service {n}" for n in services if n.startswith(f"{self.stack}_")]
             secrets = docker_ok("secret", "ls", "--format", "{{.Name}}").split()
             found += [f"swarm secret {n}" for n in secrets if n.startswith(f"{self.stack}_")]
+            configs = docker_ok("config", "ls", "--format", "{{.Name}}").split()
+            found += [f"swarm config {n}" for n in configs if n.startswith(f"{self.stack}_")]
         if TMPFS_ROOT.is_dir():
             found += [f"tmpfs {p}" for p in TMPFS_ROOT.glob(f"{self.stack}*")]
         stored = json.loads(self.ok("secret", "ls", "--format", "json"))
@@ -212,7 +216,18 @@ def example_dir(tmp_path: Path) -> Path:
     )
     for key in ("root-ca.key", "site.key"):
         assert (work / key).stat().st_mode & 0o777 == 0o600, f"{key} is not 0600"
+    with_marker(work / "site.conf", "config v1")
     return work
+
+
+MARKER_PATH = "/composesecrets-config"
+
+
+def with_marker(site_conf: Path, marker: str) -> None:
+    """Give the server block a location that answers ``marker``: only the config defines it."""
+    text = (EXAMPLE / "site.conf").read_text()
+    location = f'    location = {MARKER_PATH} {{ return 200 "{marker}"; }}\n'
+    site_conf.write_text(text.replace("    location / {", location + "    location / {", 1))
 
 
 @pytest.fixture(params=["engine", "swarm"])
@@ -270,6 +285,36 @@ def test_nginx_tls_example_serves_the_secret_certificate_and_leaves_nothing(
     for target, source in SOURCES.items():
         expected = hashlib.sha256((example_dir / source).read_bytes()).hexdigest()
         assert inside[target] == expected, f"{target} differs from {source}"
+    # The config: nginx serves what only site.conf defines; a changed site.conf, redeployed,
+    # becomes a new config version that nginx serves next.
+    assert https_get(dep.port, context, MARKER_PATH).body == "config v1"
+    namespace = f"label=com.docker.stack.namespace={dep.stack}"
+
+    def swarm_configs() -> list[str]:
+        return docker_ok("config", "ls", "--filter", namespace, "--format", "{{.Name}}").split()
+
+    if dep.backend == "swarm":
+        first = swarm_configs()
+        assert len(first) == 1 and first[0].startswith(f"{dep.stack}_site.conf_")
+    with_marker(example_dir / "site.conf", "config v2")
+    dep.ok("stack", "deploy", "--backend", dep.backend, "-c", "compose.yaml", dep.stack)
+    bodies: list[str] = []
+
+    def rotated() -> bool:
+        try:
+            bodies.append(https_get(dep.port, context, MARKER_PATH).body)
+        except (OSError, http.client.HTTPException):
+            return False
+        return bodies[-1] == "config v2"
+
+    wait_for("nginx to serve the new config version", rotated, SERVE_TIMEOUT)
+    stored = json.loads(dep.ok("secret", "inspect", f"{dep.stack}_site.conf"))
+    assert stored[0]["Spec"]["Labels"]["io.composesecrets.kind"] == "config"
+    assert stored[0]["Version"]["Index"] == 2
+    if dep.backend == "swarm":
+        second = swarm_configs()  # the old version's Swarm config is pruned
+        assert len(second) == 1 and second != first
+    (container,) = dep.containers()
     # The key's content is in no container configuration.
     key_body = (example_dir / "site.key").read_text().splitlines()[1]
     assert key_body not in docker_ok("inspect", container)

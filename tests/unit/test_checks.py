@@ -22,9 +22,10 @@ from composesecrets.compose.project import Project, load_project
 STRICT = Path(__file__).resolve().parent / "strict"
 WARNINGS = {"unused-secret", "plaintext-credential", "same-source-settings", "unset-variable"}
 ERRORS = {
-    "undefined-secret", "unknown-key", "file-and-external", "empty-definition", "file-missing",
-    "file-not-regular", "file-size", "file-unreadable", "secret-name", "target-empty",
-    "target-dotdot", "target-duplicate", "uid-not-numeric", "gid-not-numeric", "mode-range",
+    "undefined-secret", "undefined-dependency", "unknown-key", "file-and-external",
+    "empty-definition", "file-missing", "file-not-regular", "file-size", "file-unreadable",
+    "secret-name", "target-empty", "target-dotdot", "target-duplicate", "uid-not-numeric",
+    "gid-not-numeric", "mode-range",
     "mode-decimal", "mode-interpolated", "mode-not-integer", "interpolation-bare-dollar",
     "missing-source",
 }  # fmt: skip
@@ -268,7 +269,8 @@ def test_external_name_is_not_prefixed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "bad"),
     [("db", False), ("a.b-c_d", False), ("9", False), ("bad_", True), ("_bad", True),
-     ("-x", True), ("x.", True), ("x" * 64, False), ("x" * 65, True)],
+     ("-x", True), ("x.", True), ("x" * 64, False), ("x" * 65, True),
+     ("abc\n", True), ("abc\nd", True), ("\nabc", True)],
 )  # fmt: skip
 def test_name_rule(name: str, bad: bool) -> None:
     assert (name_problem(name) is not None) is bad
@@ -311,7 +313,7 @@ def item(tmp_path: Path, text: str) -> Project:
         ("mode: 644", ["mode-decimal"]),
         ("mode: 0888", []),  # decimal 888 = 0o1570: odd but in range and not octal-looking
         ("mode: 292.5", ["mode-not-integer"]),
-        ("mode: -1", ["mode-range"]),  # Docker refuses it too
+        ("mode: -1", ["mode-overflow"]),  # Docker refuses it too
         ('uid: "1000"', []),
         ('uid: "root"', ["uid-not-numeric"]),
         ('uid: "-1"', ["uid-not-numeric"]),
@@ -335,7 +337,7 @@ def test_negative_mode_is_dockers_error_too(tmp_path: Path) -> None:
     (tmp_path / "pw.txt").write_text("s")
     path = tmp_path / "c.yml"
     path.write_text(MODE.format(item="mode: -1"))
-    assert [d.rule for d in load(path, compat=True).errors] == ["mode-range"]
+    assert [d.rule for d in load(path, compat=True).errors] == ["mode-overflow"]
 
 
 def test_duplicate_short_syntax_targets(tmp_path: Path) -> None:

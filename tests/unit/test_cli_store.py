@@ -593,7 +593,7 @@ def test_passphrase_from_the_environment_unlocks(cli: Cli) -> None:
     _switch_to_passphrase(cli)
     right = cli("store", "verify", env={"COMPOSESECRETS_PASSPHRASE": PASSPHRASE})
     assert right.code == 0, right
-    assert right.stdout.strip() == "ok: 1 versions verified"
+    assert right.stdout.strip() == "ok: 1 version verified"
     rotated = cli(
         "secret",
         "rotate",

@@ -200,9 +200,7 @@ def test_invalid_compose_changes_nothing(project: Path, fake: FakeDocker) -> Non
     assert not (project / "store").exists()
 
 
-def test_unknown_image_is_refused_before_the_store_changes(
-    project: Path, fake: FakeDocker
-) -> None:
+def test_unknown_image_is_refused_before_the_store_changes(project: Path, fake: FakeDocker) -> None:
     with_external(project)
     fake.image_names = {"other:1"}
     with pytest.raises(BackendError, match="busybox:test"):
@@ -287,11 +285,11 @@ def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeDo
         assert all("CANARY" not in e.detail + e.target for e in store.audit())
 
 
-def test_swarm_deploy_ignores_depends_on_an_undefined_service(
+def test_swarm_deploy_refuses_depends_on_an_undefined_service_as_validate_does(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Swarm ignores depends_on, and validate accepts the file: the engine translation (which
-    refuses an undefined service there) must not run for a swarm deploy."""
+    """validate reports undefined-dependency as an error (docker stack config does too), so a
+    deploy on either backend refuses it before anything changes."""
     from composesecrets.backends.swarm.backend import SwarmBackend
 
     swarm = FakeDocker(swarm=True)
@@ -301,10 +299,10 @@ def test_swarm_deploy_ignores_depends_on_an_undefined_service(
     (project / "compose.yaml").write_text(text)
     opts = options(project)
     opts.backend = "swarm"
-    outcome = stacks.deploy("shop", opts, progress)
-    assert outcome.result.created == ("web", "worker")
-    assert swarm.service_names() == ["shop_web", "shop_worker"]
-    assert any("depends_on is not applied by the swarm backend" in w for w in outcome.warnings)
+    with pytest.raises(InvalidComposeError) as caught:
+        stacks.deploy("shop", opts, progress)
+    assert any(d.rule == "undefined-dependency" for d in caught.value.diagnostics)
+    assert swarm.service_names() == []
 
 
 def _victim(project: Path) -> tuple[str, str]:

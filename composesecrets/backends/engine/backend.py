@@ -1,7 +1,8 @@
 """The engine backend: a stack as plain containers on one Docker Engine.
 
-Secrets reach containers only through memory: per container, a 0700 directory on a tmpfs
-with one file per reference (uid/gid/mode applied), bind-mounted read-only at the target.
+Secrets and configs reach containers only through memory: per container, a 0700 directory
+on a tmpfs with one file per reference (uid/gid/mode applied), bind-mounted read-only at the
+target.
 Containers carry labels that let a later run find them, compare their configuration hash
 and clean up. Every Docker SDK error is translated into :mod:`composesecrets.errors` here.
 """
@@ -37,7 +38,7 @@ from composesecrets.backends.docker_api import (
 )
 from composesecrets.backends.engine import restore as restoring
 from composesecrets.backends.engine import teardown, tmpfs
-from composesecrets.backends.engine.plan import EnginePlan, Replica, make_plan
+from composesecrets.backends.engine.plan import EnginePlan, Replica, diff, make_plan
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
     LABEL_COMPOSE_NETWORK,
@@ -61,6 +62,7 @@ from composesecrets.errors import (
     InternalError,
     UsageError,
 )
+from composesecrets.model import SECRET
 
 __all__ = ["EngineBackend", "EnginePlan"]
 
@@ -205,6 +207,18 @@ class EngineBackend(LazyClient):
                 f"pulled: {reason(exc)}",
                 hint="build or load the image first (docker build / docker load / docker import)",
             ) from None
+
+    def diff(self, plan: Plan) -> DeployResult:
+        plan = self._own(plan)
+        found = self._stack_containers(plan.request.stack)
+        hashes = {c.name: (c.labels or {}).get(LABEL_HASH, "") for c in found}
+        with translated("listing networks"):
+            present = {
+                net.name
+                for net in plan.networks.values()
+                if any(n.name == net.name for n in self.client.networks.list(names=[net.name]))
+            }
+        return diff(plan, hashes, present)
 
     def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
         plan = self._own(plan)
@@ -394,7 +408,7 @@ class EngineBackend(LazyClient):
             LABEL_SERVICE: spec.name,
             LABEL_HASH: want.config_hash,
             LABEL_DIR: token,
-            LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files]),
+            LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files if f.kind == SECRET]),
             LABEL_FILES: restoring.files_label(want.secrets.files, want.secrets.versions),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,

@@ -8,6 +8,7 @@ from typing import Any
 
 from composesecrets import model
 from composesecrets.backends.translation import DEFAULT_NETWORK, StackNetwork, declared
+from composesecrets.backends.unapplied import Unapplied
 from composesecrets.backends.values import str_map
 
 __all__ = ["EngineNetwork", "EngineVolume", "default_network", "networks", "volumes"]
@@ -51,12 +52,24 @@ def networks(raw: Any, stack_name: str) -> dict[str, EngineNetwork]:
         driver = body.get("driver") or "bridge"
         if driver == "overlay":
             warnings.append(
-                f'network "{key}": driver "overlay" needs Swarm; the engine backend creates a '
-                '"bridge" network instead'
+                Unapplied(
+                    f'network "{key}": driver "overlay" needs Swarm; the engine backend creates '
+                    'a "bridge" network instead',
+                    backend="engine",
+                    key="networks.driver",
+                    path=("networks", key, "driver"),
+                )
             )
             driver = "bridge"
         if "ipam" in body:
-            warnings.append(f'network "{key}": ipam is not applied by the engine backend')
+            warnings.append(
+                Unapplied(
+                    f'network "{key}": ipam is not applied by the engine backend',
+                    backend="engine",
+                    key="networks.ipam",
+                    path=("networks", key, "ipam"),
+                )
+            )
         out[key] = EngineNetwork(
             name=name,
             key=key,
@@ -77,8 +90,13 @@ def volumes(raw: Any, stack_name: str) -> dict[str, EngineVolume]:
         warnings: list[str] = []
         if "x-cluster-spec" in body:
             warnings.append(
-                f'volume "{key}": x-cluster-spec is not applied by the engine backend '
-                "(Swarm cluster volumes only)"
+                Unapplied(
+                    f'volume "{key}": x-cluster-spec is not applied by the engine backend '
+                    "(Swarm cluster volumes only)",
+                    backend="engine",
+                    key="volumes.x-cluster-spec",
+                    path=("volumes", key, "x-cluster-spec"),
+                )
             )
         out[key] = EngineVolume(
             name=name,

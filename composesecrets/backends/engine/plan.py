@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from composesecrets.backends import DeployRequest, Plan, ServiceSecrets
+from composesecrets.backends import DeployRequest, DeployResult, Plan, ServiceSecrets
 from composesecrets.backends.engine.translate import (
     EngineNetwork,
     EngineService,
@@ -19,7 +19,7 @@ from composesecrets.backends.engine.translate import (
 )
 from composesecrets.errors import InvalidComposeError
 
-__all__ = ["EnginePlan", "Replica", "levels", "make_plan"]
+__all__ = ["EnginePlan", "Replica", "diff", "levels", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,26 @@ def levels(services: Mapping[str, EngineService]) -> tuple[frozenset[str], ...]:
         for name in ready:
             del remaining[name]
     return tuple(out)
+
+
+def diff(plan: EnginePlan, hashes: Mapping[str, str], networks: set[str]) -> DeployResult:
+    """What a deploy of ``plan`` would do to a stack whose containers have the configuration
+    ``hashes`` (by container name) and whose engine has the ``networks`` (names)."""
+    existing = {name: h for name, h in hashes.items() if not name.endswith("-next")}
+    out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": []}
+    desired = plan.replicas()
+    for want in desired:
+        current = existing.get(want.name)
+        state = "created" if current is None else "unchanged"
+        if current is not None and current != want.config_hash:
+            state = "recreated"
+        out[state].append(want.name)
+    keep = {d.name for d in desired}
+    return DeployResult(
+        plan.request.stack,
+        tuple(out["created"]),
+        tuple(out["recreated"]),
+        tuple(out["unchanged"]),
+        tuple(sorted(n for n in existing if n not in keep)),
+        tuple(n.name for n in plan.networks.values() if not n.external and n.name not in networks),
+    )

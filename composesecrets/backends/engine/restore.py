@@ -33,7 +33,7 @@ from composesecrets.backends import Progress
 from composesecrets.backends.docker_api import parallel, reason
 from composesecrets.backends.engine import tmpfs
 from composesecrets.docker_rules import LABEL_DIR, LABEL_FILES, LABEL_SERVICE, LABEL_TARGETS
-from composesecrets.model import SecretFile
+from composesecrets.model import SECRET, SecretFile
 
 __all__ = ["FileRecord", "RestoreResult", "file_records", "restore_containers", "should_start"]
 
@@ -49,16 +49,19 @@ class FileRecord:
     uid: int
     gid: int
     mode: int
+    kind: str = SECRET  # or CONFIG
 
     def to_label(self) -> list[Any]:
-        return [self.name, self.version, self.source, self.target, self.uid, self.gid, self.mode]
+        row: list[Any] = [self.name, self.version, self.source, self.target, self.uid,
+                          self.gid, self.mode]  # fmt: skip
+        return row if self.kind == SECRET else [*row, self.kind]
 
 
 def files_label(files: tuple[SecretFile, ...], versions: tuple[tuple[str, int], ...]) -> str:
     """The ``secret-files`` label value of a container with these files."""
     return json.dumps(
         [
-            FileRecord(name, version, f.source, f.target, f.uid, f.gid, f.mode).to_label()
+            FileRecord(name, version, f.source, f.target, f.uid, f.gid, f.mode, f.kind).to_label()
             for f, (name, version) in zip(files, versions, strict=True)
         ],
         separators=(",", ":"),
@@ -71,8 +74,8 @@ def file_records(labels: Mapping[str, str]) -> list[FileRecord] | None:
     raw = labels.get(LABEL_FILES)
     if raw is None:
         return None if json.loads(labels.get(LABEL_TARGETS) or "[]") else []
-    return [FileRecord(str(n), int(v), str(s), str(t), int(u), int(g), int(m))
-            for n, v, s, t, u, g, m in json.loads(raw)]  # fmt: skip
+    return [FileRecord(str(n), int(v), str(s), str(t), int(u), int(g), int(m), *map(str, rest))
+            for n, v, s, t, u, g, m, *rest in json.loads(raw)]  # fmt: skip
 
 
 def should_start(attrs: Mapping[str, Any]) -> bool:
@@ -170,7 +173,7 @@ def _restore_one(
                     return (f"{name}: secret {r.name} version {wanted} is not in this store",
                             "problem", 0)  # fmt: skip
                 files.append(SecretFile(r.source, r.target, r.uid, r.gid, r.mode,
-                                        values[(r.name, wanted)]))  # fmt: skip
+                                        values[(r.name, wanted)], r.kind))  # fmt: skip
             progress(name, "restoring secret files")
             tmpfs.write_container_files(directory, files)
             written = len(files)

@@ -3,7 +3,7 @@ per service (keyword arguments for ``client.containers.create``), and the stack'
 volumes. Pure: no Docker calls, nothing written.
 
 ``docker compose`` is the model for what each compose key does on a plain engine. A key the
-engine backend does not apply (Swarm-only ``deploy`` settings, ``build``, ``configs``, ...) is
+engine backend does not apply (Swarm-only ``deploy`` settings, ``build``, ...) is
 never dropped silently: it becomes a warning naming the key and the service. ``x-`` keys are
 ignored, and ``secrets`` is left to the caller (the engine backend mounts them itself).
 
@@ -119,7 +119,8 @@ APPLIED_KEYS: frozenset[str] = frozenset(
      "stop_grace_period", "logging", "ulimits", "sysctls", "extra_hosts", "shm_size", "user",
      "working_dir", "hostname", "domainname", "stop_signal", "read_only", "init", "privileged",
      "tty", "stdin_open", "cap_add", "cap_drop", "security_opt", "devices", "dns", "dns_search",
-     "ipc", "pid", "oom_score_adj", "cgroup_parent", "cgroupns_mode", "userns_mode", "secrets")
+     "ipc", "pid", "oom_score_adj", "cgroup_parent", "cgroupns_mode", "userns_mode", "secrets",
+     "configs")
 )  # fmt: skip
 
 # Keys a service may carry that the engine backend does not apply, with the reason.
@@ -127,7 +128,6 @@ NOT_APPLIED: dict[str, str] = {
     "build": "images are not built; the service must name an existing image",
     "container_name": "containers are named <stack>_<service>_<n>",
     "expose": "container ports are reachable on the stack's networks without it",
-    "configs": "Swarm configs are not supported by the engine backend",
     "credential_spec": "Windows-only",
     "isolation": "Windows-only",
     "links": "use the service name on a shared network instead",

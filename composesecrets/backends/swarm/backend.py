@@ -36,7 +36,13 @@ from composesecrets.backends.docker_api import (
 )
 from composesecrets.backends.swarm import tasks
 from composesecrets.backends.swarm.plan import SwarmPlan, make_plan
-from composesecrets.backends.swarm.swarm_secrets import ensure_secrets, prune_secrets
+from composesecrets.backends.swarm.swarm_secrets import (
+    ensure_secrets,
+    planned_refs,
+    prune_secrets,
+    ref_key,
+    remove_object,
+)
 from composesecrets.backends.swarm.tasks import Change
 from composesecrets.backends.swarm.translate import SwarmNetwork, SwarmService
 from composesecrets.docker_rules import (
@@ -61,7 +67,7 @@ __all__ = ["SwarmBackend", "SwarmPlan"]
 class _Run:
     """What this deploy changed, so that a failure can be undone."""
 
-    created_secrets: list[tuple[str, str]] = field(default_factory=list)  # (id, name)
+    created_secrets: list[tuple[str, str]] = field(default_factory=list)  # (id, "kind:name")
     created_networks: list[tuple[str, str]] = field(default_factory=list)
     created_services: list[tuple[str, str]] = field(default_factory=list)
     updated_services: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # old spec
@@ -198,6 +204,37 @@ class SwarmBackend(LazyClient):
                     continue
 
     # ------------------------------------------------------------------ deploy
+    def diff(self, plan: Plan) -> DeployResult:
+        plan = self._own(plan)
+        request = plan.request
+        existing = {
+            (s.get("Spec") or {}).get("Name"): s for s in self._stack_services(request.stack)
+        }
+        refs = planned_refs(request)
+        out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": []}
+        for key, spec in sorted(plan.services.items()):
+            current = existing.get(spec.name)
+            found = ((current or {}).get("Spec") or {}).get("Labels") or {}
+            state = "created" if current is None else "unchanged"
+            if current is not None and found.get(LABEL_HASH) != _config_hash(
+                spec, refs.get(key, [])
+            ):
+                state = "recreated"
+            out[state].append(key)
+        wanted = {spec.name for spec in plan.services.values()}
+        with translated("listing networks"):
+            present = {n.get("Name") for n in self.client.api.networks()}
+        return DeployResult(
+            request.stack,
+            tuple(out["created"]),
+            tuple(out["recreated"]),
+            tuple(out["unchanged"]),
+            tuple(sorted(str(n) for n in existing if n not in wanted)),
+            tuple(
+                n.name for n in plan.networks.values() if not n.external and n.name not in present
+            ),
+        )
+
     def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
         plan = self._own(plan)
         request, services, networks = plan.request, plan.services, plan.networks
@@ -294,8 +331,12 @@ class SwarmBackend(LazyClient):
             LABEL_HASH: config_hash,
             LABEL_BACKEND: self.name,
         }
-        if refs:
-            container["Secrets"] = refs
+        secret_refs = [r for r in refs if "ConfigID" not in r]
+        config_refs = [r for r in refs if "ConfigID" in r]
+        if secret_refs:
+            container["Secrets"] = secret_refs
+        if config_refs:
+            container["Configs"] = config_refs
         kwargs: dict[str, Any] = {
             "task_template": task_template,
             "name": spec.name,
@@ -347,10 +388,11 @@ class SwarmBackend(LazyClient):
                 gone.append(service_id)
             except quiet:
                 continue
-        for secret_id, name in run.created_secrets:
-            progress(name, "removing swarm secret (undo)")
+        for secret_id, recorded in run.created_secrets:
+            kind, _, name = recorded.partition(":")
+            progress(name, f"removing swarm {kind} (undo)")
             try:
-                api.remove_secret(secret_id)
+                remove_object(api, kind, secret_id)
             except quiet:
                 continue
         with contextlib.suppress(ComposeSecretsError):
@@ -418,10 +460,14 @@ def _ours(labels: Mapping[str, str] | None, stack: str) -> bool:
 
 
 def _config_hash(spec: SwarmService, refs: list[dict[str, Any]]) -> str:
-    material = {
+    secrets = [r for r in refs if "ConfigID" not in r]
+    configs = [r for r in refs if "ConfigID" in r]
+    material: dict[str, Any] = {
         "spec": spec.fingerprint(),
-        "secrets": [[r["SecretName"], r["File"]] for r in refs],
+        "secrets": [[r["SecretName"], r["File"]] for r in secrets],
     }
+    if configs:  # (a stack without configs keeps the hash it had before configs existed)
+        material["configs"] = [[ref_key(r)[2], r["File"]] for r in configs]
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from composesecrets import model
 from composesecrets.backends.translation import StackNetwork, declared
+from composesecrets.backends.unapplied import Unapplied
 from composesecrets.backends.values import str_map
 
 __all__ = ["SwarmNetwork", "SwarmVolume", "networks", "volumes"]
@@ -24,7 +25,14 @@ def networks(raw: Any, stack_name: str) -> dict[str, SwarmNetwork]:
         warnings = []
         driver = str(body.get("driver") or "overlay")
         if "ipam" in body:
-            warnings.append(f'network "{key}": ipam is not applied by the swarm backend')
+            warnings.append(
+                Unapplied(
+                    f'network "{key}": ipam is not applied by the swarm backend',
+                    backend="swarm",
+                    key="networks.ipam",
+                    path=("networks", key, "ipam"),
+                )
+            )
         out[key] = SwarmNetwork(
             name=name,
             key=key,

@@ -1,6 +1,7 @@
-"""Swarm secrets for a stack: one immutable Swarm secret per (store secret version, uid, gid,
-mode) a service mounts, named ``<stack>_<key>_<suffix>``; reuse after a digest check, and
-pruning of the stack's Swarm secrets no service references any more.
+"""Swarm secrets and configs for a stack: one immutable Swarm secret (Swarm config, for a
+compose config) per (store secret version, uid, gid, mode) a service mounts, named
+``<stack>_<key>_<suffix>``; reuse after a digest check, and pruning of the stack's Swarm
+secrets and configs no service references any more.
 
 Swarm secrets cannot change, so each secret version a service mounts becomes its own Swarm
 secret: the suffix is derived from the store name, the version, the reference's
@@ -17,7 +18,7 @@ import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from composesecrets.backends import DeployRequest, Progress, ServiceSecrets
 from composesecrets.backends.docker_api import docker, parallel, translated
 from composesecrets.docker_rules import (
     LABEL_DIGEST,
+    LABEL_KIND,
     LABEL_NAMESPACE,
     LABEL_SECRET,
     LABEL_STACK,
@@ -32,8 +34,16 @@ from composesecrets.docker_rules import (
     NAME_MAX,
 )
 from composesecrets.errors import BackendError, InternalError
+from composesecrets.model import CONFIG, SECRET
 
-__all__ = ["SUFFIX_LEN", "WantedSecret", "ensure_secrets", "prune_secrets", "swarm_secret_name"]
+__all__ = [
+    "SUFFIX_LEN",
+    "WantedSecret",
+    "ensure_secrets",
+    "planned_refs",
+    "prune_secrets",
+    "swarm_secret_name",
+]
 
 SUFFIX_LEN = 10
 
@@ -42,13 +52,15 @@ Record = Callable[[str, str], None]  # (id, name) of a Swarm secret this run cre
 
 def swarm_secret_name(
     stack: str, key: str, store_name: str, version: int, uid: int, gid: int, mode: int,
-    digest: str = "",
+    digest: str = "", kind: str = SECRET,
 ) -> str:  # fmt: skip
     """``<stack>_<key>_<10 hex>``, at most 64 characters. The suffix comes from the store name,
     version, uid/gid/mode and the store's keyed digest of the content (an HMAC under the
     store's key, so a recreated store secret with other content gets another name); it
     never involves the value itself."""
     material = [store_name, version, uid, gid, mode] + ([digest] if digest else [])
+    if kind != SECRET:
+        material.append(kind)
     suffix = hashlib.sha256(json.dumps(material).encode()).hexdigest()[:SUFFIX_LEN]
     prefix = f"{stack}_{key}"[: NAME_MAX - SUFFIX_LEN - 1].rstrip("-_.")
     return f"{prefix}_{suffix}"
@@ -66,12 +78,22 @@ class WantedSecret:
     mode: int
     digest: str
     value: bytes = field(repr=False, compare=False)
+    kind: str = SECRET
 
     def name(self, stack: str) -> str:
         return swarm_secret_name(
             stack, self.key, self.store_name, self.version, self.uid, self.gid, self.mode,
-            self.digest,
+            self.digest, self.kind,
         )  # fmt: skip
+
+    def ref(self, target: str, object_id: str, name: str) -> dict[str, Any]:
+        """The ContainerSpec ``Secrets`` (``Configs``) entry mounting it at ``target``."""
+        field_prefix = "Config" if self.kind == CONFIG else "Secret"
+        return {
+            "File": {"Name": target, "UID": str(self.uid), "GID": str(self.gid), "Mode": self.mode},
+            f"{field_prefix}ID": object_id,
+            f"{field_prefix}Name": name,
+        }
 
 
 def pairs(secrets: ServiceSecrets) -> list[tuple[WantedSecret, str]]:
@@ -79,50 +101,80 @@ def pairs(secrets: ServiceSecrets) -> list[tuple[WantedSecret, str]]:
     if not len(secrets.files) == len(secrets.versions) == len(secrets.digests):
         raise InternalError("secret files, versions and digests do not pair up")
     return [
-        (WantedSecret(f.source, store, version, f.uid, f.gid, f.mode, digest, f.value), f.target)
+        (
+            WantedSecret(f.source, store, version, f.uid, f.gid, f.mode, digest, f.value, f.kind),
+            f.target,
+        )
         for f, (store, version), digest in zip(
             secrets.files, secrets.versions, secrets.digests, strict=True
         )
     ]
 
 
-def ensure_secrets(
-    client: Any, request: DeployRequest, record: Record, progress: Progress
-) -> dict[str, list[dict[str, Any]]]:
-    """Create (or confirm) the Swarm secrets; per service, its ContainerSpec secret refs."""
-    wanted: dict[str, list[tuple[WantedSecret, str]]] = {}  # service -> (secret, target)
+def _wanted(
+    request: DeployRequest,
+) -> tuple[dict[str, list[tuple[WantedSecret, str]]], dict[WantedSecret, None]]:
+    """Per service its (object, target) pairs, and the distinct objects in order."""
+    wanted: dict[str, list[tuple[WantedSecret, str]]] = {}
     unique: dict[WantedSecret, None] = {}
     for service, secrets in request.secrets.items():
         wanted[service] = pairs(secrets)
         for item, _target in wanted[service]:
             unique.setdefault(item, None)
-    with translated(f"listing secrets of stack {request.stack}"):
-        found = client.api.secrets(filters={"label": f"{LABEL_STACK}={request.stack}"})
-    existing: dict[str, dict[str, Any]] = {str((s.get("Spec") or {}).get("Name")): s for s in found}
+    return wanted, unique
+
+
+def _refs(
+    wanted: Mapping[str, list[tuple[WantedSecret, str]]],
+    resolved: Mapping[WantedSecret, tuple[str, str]],
+) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for service, items in wanted.items():
+        refs = [item.ref(target, *resolved[item]) for item, target in items]
+        out[service] = sorted(refs, key=ref_key)
+    return out
+
+
+def ref_key(ref: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Order of the references (secrets, then configs) and the name they hash with."""
+    kind = CONFIG if "ConfigID" in ref else SECRET
+    return kind, ref["File"]["Name"], str(ref.get("SecretName") or ref.get("ConfigName"))
+
+
+def planned_refs(request: DeployRequest) -> dict[str, list[dict[str, Any]]]:
+    """The references :func:`ensure_secrets` would give, without Docker (no IDs)."""
+    wanted, unique = _wanted(request)
+    return _refs(wanted, {item: ("", item.name(request.stack)) for item in unique})
+
+
+def ensure_secrets(
+    client: Any, request: DeployRequest, record: Record, progress: Progress
+) -> dict[str, list[dict[str, Any]]]:
+    """Create (or confirm) the Swarm secrets and configs; per service, its ContainerSpec
+    references (secrets and configs: a config's entry has ``ConfigID``)."""
+    wanted, unique = _wanted(request)
+    label = {"label": f"{LABEL_STACK}={request.stack}"}
+    with translated(f"listing secrets and configs of stack {request.stack}"):
+        found = {
+            SECRET: client.api.secrets(filters=label),
+            CONFIG: client.api.configs(filters=label) if _any_config(unique) else [],
+        }
+    existing = {
+        kind: {str((s.get("Spec") or {}).get("Name")): s for s in items}
+        for kind, items in found.items()
+    }
     jobs = [
-        functools.partial(_secret, client, request.stack, item, existing, record, progress)
+        functools.partial(
+            _secret, client, request.stack, item, existing[item.kind], record, progress
+        )
         for item in unique
     ]
     resolved = dict(zip(unique, parallel(jobs), strict=True))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for service, items in wanted.items():
-        refs = []
-        for item, target in items:
-            secret_id, name = resolved[item]
-            refs.append(
-                {
-                    "File": {
-                        "Name": target,
-                        "UID": str(item.uid),
-                        "GID": str(item.gid),
-                        "Mode": item.mode,
-                    },
-                    "SecretID": secret_id,
-                    "SecretName": name,
-                }
-            )
-        out[service] = sorted(refs, key=lambda r: (r["File"]["Name"], r["SecretName"]))
-    return out
+    return _refs(wanted, resolved)
+
+
+def _any_config(items: Iterable[WantedSecret]) -> bool:
+    return any(item.kind == CONFIG for item in items)
 
 
 def _secret(
@@ -144,12 +196,12 @@ def _secret(
         if labels.get(LABEL_DIGEST) == item.digest:
             return str(found["ID"]), name
         raise BackendError(
-            f"secret {item.store_name} version {item.version}: the Swarm secret {name} "
-            "holds other data",
+            f"{item.kind} {item.store_name} version {item.version}: the Swarm {item.kind} "
+            f"{name} holds other data",
             hint=f"remove the stack's Swarm secrets (composesecrets stack rm {stack}) and "
             "deploy again",
         )
-    progress(name, "creating swarm secret")
+    progress(name, f"creating swarm {item.kind}")
     labels = {
         LABEL_NAMESPACE: stack,
         LABEL_STACK: stack,
@@ -157,20 +209,26 @@ def _secret(
         LABEL_VERSION: str(item.version),
         LABEL_DIGEST: item.digest,
     }
-    with translated(f"creating Swarm secret {name} (secret {item.store_name})"):
-        created = client.secrets.create(name=name, data=item.value, labels=labels)
+    objects = client.secrets
+    if item.kind == CONFIG:
+        labels[LABEL_KIND] = CONFIG
+        objects = client.configs
+    with translated(f"creating Swarm {item.kind} {name} ({item.kind} {item.store_name})"):
+        created = objects.create(name=name, data=item.value, labels=labels)
     secret_id = str(created.id)
-    record(secret_id, name)
+    record(secret_id, f"{item.kind}:{name}")
     return secret_id, name
 
 
 def prune_secrets(client: Any, stack: str, progress: Progress, everything: bool = False) -> None:
-    """Remove the stack's Swarm secrets that no service of the swarm references (all of
-    them with ``everything``)."""
+    """Remove the stack's Swarm secrets and configs that no service of the swarm references
+    (all of them with ``everything``)."""
     api = client.api
     sdk = docker()
-    with translated(f"listing Swarm secrets of stack {stack}"):
-        secrets = api.secrets(filters={"label": f"{LABEL_STACK}={stack}"})
+    label = {"label": f"{LABEL_STACK}={stack}"}
+    with translated(f"listing Swarm secrets and configs of stack {stack}"):
+        found = [(SECRET, s) for s in api.secrets(filters=label)]
+        found += [(CONFIG, c) for c in api.configs(filters=label)]
         used: set[str] = set()
         if not everything:
             for service in api.services():
@@ -178,13 +236,22 @@ def prune_secrets(client: Any, stack: str, progress: Progress, everything: bool 
                     "ContainerSpec"
                 ) or {}
                 used |= {r.get("SecretID") for r in container.get("Secrets") or []}
-    for secret in secrets:
-        if secret["ID"] in used:
+                used |= {r.get("ConfigID") for r in container.get("Configs") or []}
+    for kind, item in found:
+        if item["ID"] in used:
             continue
-        name = str((secret.get("Spec") or {}).get("Name", secret["ID"]))
-        progress(name, "removing swarm secret")
+        name = str((item.get("Spec") or {}).get("Name", item["ID"]))
+        progress(name, f"removing swarm {kind}")
         with (
-            translated(f"removing Swarm secret {name}"),
+            translated(f"removing Swarm {kind} {name}"),
             contextlib.suppress(sdk.errors.NotFound),
         ):
-            api.remove_secret(secret["ID"])
+            remove_object(api, kind, item["ID"])
+
+
+def remove_object(api: Any, kind: str, object_id: str) -> None:
+    """Remove a Swarm secret or config by ID."""
+    if kind == CONFIG:
+        api.remove_config(object_id)
+    else:
+        api.remove_secret(object_id)

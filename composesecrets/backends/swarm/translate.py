@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composesecrets import model
+from composesecrets.backends.swarm.keys import NOT_APPLIED
 from composesecrets.backends.swarm.networks import SwarmNetwork, SwarmVolume
 from composesecrets.backends.swarm.networks import networks as make_networks
 from composesecrets.backends.swarm.networks import volumes as make_volumes
@@ -112,28 +113,6 @@ def stack_specs(
         )
     return services, networks
 
-
-# Keys a service may carry that the Swarm backend does not apply, with the reason.
-NOT_APPLIED: dict[str, str] = {
-    "build": "images are not built; the service must name an existing image",
-    "container_name": "task containers are named by Swarm",
-    "depends_on": "Swarm starts services without ordering",
-    "links": "use the service name on a shared network instead",
-    "external_links": "use a shared external network instead",
-    "network_mode": "tasks join the stack's networks",
-    "configs": "Swarm configs are not supported yet",
-    "privileged": "Swarm services cannot be privileged",
-    "devices": "Swarm services cannot map devices",
-    "cgroup_parent": "not a Swarm service setting",
-    "cgroupns_mode": "not a Swarm service setting",
-    "userns_mode": "not a Swarm service setting",
-    "ipc": "not a Swarm service setting",
-    "pid": "not a Swarm service setting",
-    "security_opt": "not a Swarm service setting",
-    "shm_size": "not a Swarm service setting",
-    "mac_address": "replicas would share one address",
-    "expose": "container ports are reachable on the stack's networks without it",
-}
 
 # restart: -> deploy.restart_policy.condition
 _RESTART_TO_CONDITION = {

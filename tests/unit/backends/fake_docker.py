@@ -4,7 +4,7 @@
 ``SwarmBackend(FakeDocker(swarm=True))``), so that the real backend code runs in unit tests:
 containers (create/start/stop/rename/remove/reload/put_archive), networks, volumes, images,
 and the low-level ``client.api`` calls of the Swarm backend (services, tasks, secrets,
-networks, containers, info). Errors are the SDK's own classes (``docker.errors.NotFound``,
+configs, networks, containers, info). Errors are the SDK's own classes (``docker.errors.NotFound``,
 ``APIError`` with the engine's explanation, ``ImageNotFound``).
 
 Tasks converge at once: creating or updating a service gives it running tasks with the new
@@ -299,6 +299,24 @@ class _Secrets:
         return _Created(secret_id)
 
 
+class _Configs:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def create(self, name: str, data: bytes, labels: dict[str, str] | None = None) -> _Created:
+        self.engine._call("config.create", name)
+        if any(c["Spec"]["Name"] == name for c in self.engine.config_store.values()):
+            raise api_error(f"rpc error: code = AlreadyExists desc = config {name} already exists",
+                            409)  # fmt: skip
+        config_id = new_id()[-25:]
+        self.engine.config_store[config_id] = {
+            "ID": config_id,
+            "Spec": {"Name": name, "Labels": dict(labels or {})},
+        }
+        self.engine.config_data[config_id] = bytes(data)
+        return _Created(config_id)
+
+
 class _Api:
     """The low-level ``APIClient`` calls of the Swarm backend (and one of the engine's)."""
 
@@ -392,6 +410,28 @@ class _Api:
         self.engine.secret_data.pop(secret_id, None)
         return True
 
+    # configs
+    def configs(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        found = list(self.engine.config_store.values())
+        if filters and "label" in filters:
+            found = [c for c in found if _label_match(c["Spec"]["Labels"], filters["label"])]
+        return copy.deepcopy(found)
+
+    def remove_config(self, config_id: str) -> bool:
+        config = self.engine.config_store.get(config_id)
+        self.engine._call("config.remove", config["Spec"]["Name"] if config else None)
+        if config is None:
+            raise api_error(f"config {config_id} not found", 404)
+        if any(
+            r.get("ConfigID") == config_id
+            for s in self.engine.service_store.values()
+            for r in s["Spec"]["TaskTemplate"]["ContainerSpec"].get("Configs") or []
+        ):
+            raise api_error(f"rpc error: config '{config['Spec']['Name']}' is in use", 400)
+        del self.engine.config_store[config_id]
+        self.engine.config_data.pop(config_id, None)
+        return True
+
     # networks
     def networks(self, names: Iterable[str] | None = None,
                  filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
@@ -440,6 +480,8 @@ class FakeDocker:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     secret_store: dict[str, dict[str, Any]] = field(default_factory=dict)
     secret_data: dict[str, bytes] = field(default_factory=dict)
+    config_store: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_data: dict[str, bytes] = field(default_factory=dict)
     stop_timeouts: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -451,6 +493,7 @@ class FakeDocker:
         self.volumes = _Volumes(self)
         self.images = _Images(self)
         self.secrets = _Secrets(self)
+        self.configs = _Configs(self)
         self.api = _Api(self)
 
     # ------------------------------------------------------------------ test controls
@@ -597,3 +640,5 @@ class FakeDocker:
     def secret_names(self) -> list[str]:
         return sorted(s["Spec"]["Name"] for s in self.secret_store.values())
 
+    def config_names(self) -> list[str]:
+        return sorted(c["Spec"]["Name"] for c in self.config_store.values())

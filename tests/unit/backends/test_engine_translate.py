@@ -425,7 +425,6 @@ WARNING_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("healthcheck start_interval", {"healthcheck": {"test": "true",
                                                     "start_interval": "1s"}},
      ["healthcheck.start_interval is not applied"]),
-    ("configs", {"configs": ["cfg"]}, ["configs is not applied"]),
 ]  # fmt: skip
 
 

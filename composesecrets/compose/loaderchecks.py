@@ -1,9 +1,14 @@
-"""Checks Docker's v3 loader makes after the JSON schema (part of Docker's own verdict)."""
+"""Checks Docker's v3 loader makes after the JSON schema (part of Docker's own verdict).
+
+(Not to be confused with :mod:`composesecrets.docker_rules`, which holds Docker's name
+patterns, limits and defaults that every layer shares.)
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from composesecrets.compose.diagnostics import Diagnostic, make
@@ -51,7 +56,7 @@ def check_file(config: LocDict, version: str, filename: str) -> list[Diagnostic]
                                 config,
                                 ("services", name, section, index, "mode"),
                                 "error",
-                                "mode-range",
+                                "mode-overflow",
                                 f"mode {mode} is not a valid mode: Docker fails with "
                                 f"\"cannot parse 'Secrets[{index}].Mode', {mode} overflows "
                                 'uint"; use an octal permission such as 0440',
@@ -148,3 +153,58 @@ def _file_object(
             )
         )
     return out
+
+
+def check_env_files(config: LocDict, working_dir: Path) -> list[Diagnostic]:
+    """Each service ``env_file:`` must be a readable env file, as Docker's loader reads them
+    all (``open ...: no such file or directory`` otherwise). Runs on the merged config."""
+    out: list[Diagnostic] = []
+    services = config.get("services")
+    if not isinstance(services, Mapping):
+        return out
+    for name, body in services.items():
+        raw = body.get("env_file") if isinstance(body, Mapping) else None
+        entries = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, str):
+                continue
+            path: tuple[str | int, ...] = ("services", name, "env_file")
+            if isinstance(raw, list):
+                path = (*path, index)
+            problem = _env_file_problem(working_dir / entry)
+            if problem:
+                out.append(make(config, path, "error", "env-file", problem))
+    return out
+
+
+def _env_file_problem(path: Path) -> str | None:
+    """Docker's ``opts.ParseEnvFile`` errors for one env file, or None."""
+    import stat
+
+    try:
+        info = path.stat()
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            return f"env file {path} is not a regular file"  # never open a FIFO or device
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return f"env file {path} does not exist (Docker: open {path}: no such file or directory)"
+    except IsADirectoryError:
+        return f"env file {path} is a directory (Docker: read {path}: is a directory)"
+    except OSError as exc:
+        return f"cannot read env file {path}: {exc.strerror}"
+    for number, raw_line in enumerate(data.split(b"\n"), start=1):
+        raw_line = raw_line.removesuffix(b"\r")
+        if number == 1 and raw_line.startswith(b"\xef\xbb\xbf"):
+            raw_line = raw_line[3:]
+        try:
+            line = raw_line.decode("utf-8").lstrip()
+        except UnicodeDecodeError:
+            return f"env file {path} contains invalid utf8 bytes at line {number}"
+        if not line or line.startswith("#"):
+            continue
+        variable = line.split("=", 1)[0]
+        if not variable:
+            return f"env file {path}: no variable name on line {line!r}"
+        if " " in variable or "\t" in variable:
+            return f"env file {path}: variable {variable!r} contains whitespaces"
+    return None
