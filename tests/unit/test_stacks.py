@@ -495,3 +495,14 @@ def test_restore_of_a_stack_not_on_the_engine_is_an_error(
     with_external(project)
     with pytest.raises(NotFoundError, match="nope"):
         stacks.restore(["nope"], store_opener=lambda: opener(project), progress=progress)
+
+
+def test_dry_run_without_the_plaintext_file_keeps_the_stored_version(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").unlink()
+    preview = stacks.dry_run("shop", options(project))
+    assert len(preview.result.unchanged) == 3
+    assert all(not item.new for item in preview.files)
