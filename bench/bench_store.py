@@ -6,7 +6,8 @@ Measures, in throw-away temporary stores:
 * ``import_many`` of 1,000 secrets of 1 KiB in one call (goal: < 1 s);
 * 100 single ``create`` calls of 1 KiB (for reference: one commit each);
 * ``list_secrets`` on a store of 10,000 secrets, cold: a fresh Python process that imports
-  the store, opens it and lists it (goal: < 400 ms), and warm, in this process.
+  the store, opens it and lists it (goal: < 400 ms), and warm, in this process;
+* ``verify`` of those 10,000 versions (every MAC, ciphertext and digest; goal: < 1 s).
 
 Prints the results; asserts nothing. Usage: ``python bench/bench_store.py``
 """
@@ -25,6 +26,7 @@ from composesecrets.store import KeyFileUnlock, Store
 KIB = 1024
 IMPORT_GOAL_S = 1.0
 LIST_GOAL_S = 0.4
+VERIFY_GOAL_S = 1.0
 
 _COLD_LIST = """
 import sys, time
@@ -34,7 +36,7 @@ t1 = time.perf_counter()
 with Store.open(sys.argv[1], create=False, environ={}) as store:
     rows = store.list_secrets()
 t2 = time.perf_counter()
-print(len(rows), t1 - t0, t2 - t1)
+print(len(rows), t1 - t0, t2 - t1, time.process_time())
 """
 
 
@@ -84,15 +86,23 @@ def main() -> int:
                 text=True,
             ).stdout.split()
             wall = time.perf_counter() - t0
-            cold_runs.append((int(out[0]), float(out[1]), float(out[2]), wall))
+            cold_runs.append((int(out[0]), float(out[1]), float(out[2]), wall, float(out[3])))
         with _open(big_dir, key) as store:
             t0 = time.perf_counter()
             count = len(store.list_secrets())
             warm_s = time.perf_counter() - t0
+            store.unlock()
+            t0, c0 = time.perf_counter(), time.process_time()
+            report = store.verify()
+            verify_s, verify_cpu = time.perf_counter() - t0, time.process_time() - c0
+            assert report.ok and report.checked == 10_000, report
 
-    rows, import_time, open_list, wall = min(cold_runs, key=lambda r: r[2])
+    rows, import_time, open_list, wall, cpu = min(cold_runs, key=lambda r: r[2])
     print("composesecrets store benchmark (library API)")
-    print(f"  python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"  python {sys.version.split()[0]}, {os.cpu_count()} CPUs,"
+        f" load average {os.getloadavg()[0]:.1f} (wall times grow with it; CPU times less)"
+    )
     print(
         f"  import_many 1000 x 1 KiB        {import_s * 1000:8.1f} ms"
         f"   goal < {IMPORT_GOAL_S * 1000:.0f} ms  {_verdict(import_s, IMPORT_GOAL_S)}"
@@ -109,9 +119,14 @@ def main() -> int:
     )
     print(
         f"    + importing the store module   {import_time * 1000:8.1f} ms"
-        f"   (whole process: {wall * 1000:.0f} ms wall)"
+        f"   (whole process: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU)"
     )
     print(f"  ls on {count} secrets, warm        {warm_s * 1000:8.1f} ms")
+    print(
+        f"  verify {report.checked} versions           {verify_s * 1000:8.1f} ms"
+        f"   goal < {VERIFY_GOAL_S * 1000:.0f} ms  {_verdict(verify_s, VERIFY_GOAL_S)}"
+        f"   ({verify_cpu * 1000:.0f} ms CPU; state, row MACs, ciphertexts, digests)"
+    )
     return 0
 
 

@@ -13,6 +13,9 @@ Exit codes (documented in README.md):
 7     unsafe permissions on a store or key file
 8     Docker Engine / Swarm error (daemon unreachable, API error)
 9     deploy failed and was rolled back
+10    the store cannot be written: read-only file system or database (reads still work)
+11    the store cannot be written: the disk is full
+12    the store database is damaged: truncated, not a database, or malformed
 70    internal error (a bug: please report it)
 ====  ==========================================================
 """
@@ -94,6 +97,10 @@ class IntegrityError(ComposeSecretsError):
     exit_code = 4
 
 
+class RollbackError(IntegrityError):
+    """The store is older than one already seen (restored, emptied or lost committed writes)."""
+
+
 class NotFoundError(ComposeSecretsError):
     """A named object (secret, version, stack) does not exist."""
 
@@ -110,6 +117,24 @@ class UnsafePermissionsError(ComposeSecretsError):
     """A store directory, database or key file is readable by group or others."""
 
     exit_code = 7
+
+
+class StoreReadOnlyError(ComposeSecretsError):
+    """The store's file system or database refuses writes (reads still work)."""
+
+    exit_code = 10
+
+
+class StoreFullError(ComposeSecretsError):
+    """A write failed because the disk is full; nothing was changed."""
+
+    exit_code = 11
+
+
+class StoreCorruptError(ComposeSecretsError):
+    """The store database is truncated, not a database, or malformed."""
+
+    exit_code = 12
 
 
 class BackendError(ComposeSecretsError):

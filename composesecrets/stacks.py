@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -158,6 +159,7 @@ def _prepare(
         stack_name=stack,
         compat=False,
         backend="swarm" if backend_name == "swarm" else "engine",
+        backend_checks=False,  # the plan below reports unapplied keys itself, first
     )
     # a missing secret file is fine when the store already holds <STACK>_<key> (checked later)
     errors = [d for d in project.errors if d.rule not in MISSING_FILE_RULES]
@@ -290,8 +292,14 @@ def _stored_instead_of_missing_files(
 def stack_lock(store: Store, stack: str) -> Iterator[None]:
     """One deploy or removal of a stack at a time (an flock on a file in the store dir)."""
     directory = store.directory / "locks"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(directory / f"{stack}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        yield  # a read-only store: nothing can change it concurrently, deploy reads only
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

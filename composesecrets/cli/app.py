@@ -130,11 +130,15 @@ def notice(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def open_store(ctx: typer.Context, *, create: bool = True) -> Any:
+def open_store(ctx: typer.Context, *, create: bool = True, accept_restore: bool = False) -> Any:
     from composesecrets.store import AutoUnlock, Store
 
     return Store.open(
-        store_dir(ctx), unlock=AutoUnlock(prompt=prompt, notice=notice), create=create
+        store_dir(ctx),
+        unlock=AutoUnlock(prompt=prompt, notice=notice),
+        create=create,
+        accept_restore=accept_restore,
+        notice=notice,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -199,3 +201,86 @@ def secret_rm(ctx: typer.Context, names: SecretNames) -> None:
                 typer.echo(name)
     if failure is not None:
         raise typer.Exit(failure.exit_code)
+
+
+@secret_app.command("import")
+def secret_import(
+    ctx: typer.Context,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR|FILE.env",
+            help="A directory (each file is a secret named after it) or a .env file"
+            " (NAME=VALUE lines).",
+            show_default=False,
+        ),
+    ],
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="Label K=V for every imported secret (repeatable)."),
+    ] = None,
+) -> None:
+    """Create many secrets in one transaction: all of them, or (on any error) none.
+
+    Prints the ID and name of each secret created; never a value.
+    """
+    from composesecrets.store import parse_label, read_import
+
+    labels = dict(parse_label(item) for item in label or [])
+    items = read_import(source)
+    with open_store(ctx) as store:
+        created = store.import_many((name, value, labels) for name, value in items)
+    for info in created:
+        typer.echo(f"{info.id}   {info.name}")
+    typer.echo(f"imported {len(created)} secret{'s' * (len(created) != 1)}", err=True)
+
+
+@secret_app.command("reveal")
+def secret_reveal(
+    ctx: typer.Context,
+    name: SecretName,
+    version: Annotated[
+        int | None, typer.Option("--version", help="A retained version (default: current).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Print the value even when stdout is a terminal.")
+    ] = False,
+) -> None:
+    """Write a secret's value to standard output, byte for byte, for debugging.
+
+    Refused when standard output is a terminal (the value would stay on screen and in the
+    scrollback) unless --force; recorded in the audit log as a read.
+    """
+    if sys.stdout.isatty() and not force:
+        raise UsageError(
+            "refusing to print a secret value to a terminal",
+            hint="pipe or redirect the output (… | xxd, > file), or add --force",
+        )
+    with open_store(ctx, create=False) as store:
+        value = store.get(name, version, reason="reveal")
+    out = sys.stdout.buffer
+    out.write(value)
+    out.flush()
+
+
+@secret_app.command("diff")
+def secret_diff(
+    ctx: typer.Context,
+    name: SecretName,
+    source: ValueSource,
+) -> None:
+    """Say whether a local file (or - for stdin) equals the stored current version.
+
+    Compared by keyed digest; no value is printed. Exit 0 when equal, 1 when different.
+    """
+    from composesecrets.store import read_value
+
+    value = read_value(source)
+    with open_store(ctx, create=False) as store:
+        equal, version = store.matches(name, value)
+    where = "standard input" if source == "-" else source
+    if equal:
+        typer.echo(f"same: {where} equals {name} version {version}")
+        return
+    typer.echo(f"different: {where} differs from {name} version {version}")
+    raise typer.Exit(1)

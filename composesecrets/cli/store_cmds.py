@@ -45,15 +45,16 @@ def store_verify(ctx: typer.Context) -> None:
     with open_store(ctx, create=False) as store:
         report = store.verify()
     for failure in report.failures:
-        typer.echo(
-            f"FAILED {failure.name} version {failure.version} ({failure.secret_id}): "
-            f"{failure.reason}"
-        )
+        typer.echo(f"FAILED {failure.describe()}")
     if not report.ok:
-        failed = len(report.failures)
-        typer.echo(
-            f"{failed} of {report.checked} version{'s' * (report.checked != 1)} failed", err=True
+        bad_versions = sum(1 for f in report.failures if f.kind == "version")
+        bad_rows = len(report.failures) - bad_versions
+        summary = (
+            f"{bad_versions} of {report.checked} version{'s' * (report.checked != 1)} failed"
         )
+        if bad_rows:
+            summary += f"; the metadata of {bad_rows} secret{'s' * (bad_rows != 1)} failed"
+        typer.echo(summary, err=True)
         raise typer.Exit(IntegrityError.exit_code)
     typer.echo(f"ok: {report.checked} version{'s' * (report.checked != 1)} verified")
 
@@ -131,8 +132,17 @@ def store_audit(
     limit: Annotated[
         int | None, typer.Option("--limit", metavar="N", help="Newest N entries.")
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Check the audit chain instead (exit 4 if broken)."),
+    ] = False,
 ) -> None:
     """Print the append-only audit log: who did what, when (never a value)."""
+    if verify:
+        from composesecrets.cli.restore_cmds import verify_audit
+
+        verify_audit(ctx)
+        return
     with open_store(ctx, create=False) as store:
         entries = store.audit(limit=limit)
     if fmt is ListFormat.json:
@@ -140,3 +150,7 @@ def store_audit(
         return
     rows = [[str(e.seq), e.to_json()["At"], e.who, e.action, e.target, e.detail] for e in entries]
     typer.echo(table(rows, ["SEQ", "AT", "WHO", "ACTION", "TARGET", "DETAIL"]))
+
+
+# `store accept-restore` lives in its own module; registered whenever `store` is loaded.
+from composesecrets.cli import restore_cmds as _restore_cmds  # noqa: E402,F401

@@ -60,6 +60,9 @@ class Options:
 
     secret_files: SecretFiles = "require"
     backend: Backend | None = None  # None: not known (validate without --backend)
+    # validate --backend asks the backend's translation what it would refuse or not apply;
+    # stack deploy leaves that to the plan itself (it warns first and knows --allow-unapplied)
+    backend_checks: bool = True
 
 
 @dataclass

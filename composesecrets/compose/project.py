@@ -166,6 +166,7 @@ def load_project(
     secret_files: SecretFiles = "require",
     backend: Backend | None = None,
     selection: Selection | None = None,
+    backend_checks: bool = True,
 ) -> Project:
     """Load, interpolate, validate and normalise compose files.
 
@@ -176,14 +177,18 @@ def load_project(
     ``.env``). ``secret_files`` says what an absent secret ``file:`` is: ``"require"`` (the
     default, what ``stack deploy`` needs) an error ``file-missing``; ``"unless-ignored"``
     a warning ``file-not-checked`` when git ignores the path; ``"optional"`` always that
-    warning. ``backend`` (None: not known) tunes the backend-specific warnings.
+    warning. ``backend`` (None: not known) tunes the backend-specific warnings and, with
+    ``backend_checks``, adds what that backend would refuse or not apply (``stack deploy``
+    turns that off: its plan reports those itself, before anything changes).
     ``selection`` drops the strict rules it does not report, and so do inline
     ``# composesecrets: ignore[rule]`` comments when a selection is given.
     """
     with _no_gc():
         project = _load_project(
             files, compat, env_file, stack_name, environ, cwd, stdin,
-            checks.Options(secret_files=secret_files, backend=backend),
+            checks.Options(
+                secret_files=secret_files, backend=backend, backend_checks=backend_checks
+            ),
         )  # fmt: skip
     if selection is not None:
         project.diagnostics = apply(project.diagnostics, selection, project.texts)
@@ -250,7 +255,7 @@ def _load_project(
     if not compat:
         ctx = checks.CheckContext(stack, merged, texts, options)
         project.diagnostics.extend(checks.run(ctx))
-        if options.backend is not None and not project.errors:
+        if options.backend is not None and options.backend_checks and not project.errors:
             project.diagnostics.extend(_backend_checks(merged, stack, options.backend))
     return _finish(project)
 

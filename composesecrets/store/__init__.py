@@ -11,6 +11,7 @@ Typical use::
 
 from __future__ import annotations
 
+from .bulk import read_import
 from .filters import SecretFilter
 from .ids import new_id
 from .keys import (
@@ -82,6 +83,7 @@ __all__ = [
     "docker_time",
     "new_id",
     "parse_label",
+    "read_import",
     "read_value",
     "split_ref",
 ]

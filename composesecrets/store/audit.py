@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -23,7 +24,18 @@ def who() -> str:
     except (ImportError, KeyError):
         user = str(os.geteuid()) if hasattr(os, "geteuid") else "unknown"
     sudo = os.environ.get("SUDO_USER")
-    return f"{user} (sudo by {sudo})" if sudo and sudo != user else user
+    if not sudo or sudo == user:
+        return user
+    if not _USER_NAME.fullmatch(sudo):
+        # Set by whoever started the process: a newline or escape here would forge lines of
+        # `store audit`, so it is never copied into the log.
+        return f"{user} (sudo by <invalid SUDO_USER>)"
+    return f"{user} (sudo by {sudo})"
+
+
+#: What ``useradd`` accepts (POSIX portable names, a trailing ``$`` for machine accounts),
+#: at most 32 characters.
+_USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,30}\$?")
 
 
 def append(c: sqlite3.Connection, action: str, target: str, detail: str = "") -> None:

@@ -6,7 +6,6 @@ ciphertext or wrapped key copied onto another row, or into another store, fails 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import sqlite3
@@ -157,8 +156,33 @@ def digest_key(root_key: bytes, store_id: str) -> bytes:
 
 def value_digest(key: bytes, value: bytes) -> bytes:
     """Keyed digest of a value: equal values give equal digests, without revealing them."""
-    return hmac.new(key, value, hashlib.sha256).digest()
+    return hmac.digest(key, value, "sha256")
 
 
 def digest_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+def mac_key(root_key: bytes, store_id: str) -> bytes:
+    """The HMAC key that authenticates metadata (secret rows, key slot, counter, audit chain),
+    derived from (never equal to) the root key, and distinct from the digest key."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=_aad(b"mac", store_id)
+    ).derive(root_key)
+
+
+def mac(key: bytes, purpose: str, *parts: str | bytes | int | None) -> bytes:
+    """HMAC-SHA256 over length-prefixed ``parts`` (so no two part lists collide)."""
+    chunks = [_PREFIX, b"\x00", purpose.encode("ascii")]
+    for part in parts:
+        if part is None:
+            data = b"\xff"
+        elif isinstance(part, bytes):
+            data = b"b" + part
+        elif isinstance(part, int):
+            data = b"i%d" % part
+        else:
+            data = b"s" + part.encode("utf-8", "surrogatepass")
+        chunks.append(len(data).to_bytes(4, "big"))
+        chunks.append(data)
+    return hmac.digest(key, b"".join(chunks), "sha256")

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConflictError, InputError, StoreLockedError
-from . import audit, crypto, keys
+from . import audit, crypto, keys, sealing
 from . import db as dbm
 from .keys import AutoUnlock, EnvKeyUnlock, Kek, KeyFileUnlock, Unlock
 from .records import KeyChange
@@ -290,6 +290,8 @@ class KeyRing:
                 self.store_id,
                 f"unlock={new_kek.method} generation={new.generation} versions={len(updates)}",
             )
+            # INTEGRITY HOOK (sealing.py): re-MAC all metadata under the new root key.
+            sealing.reseal(c, self.store_id, k, new)
             return len(updates)
 
         try:
@@ -322,6 +324,8 @@ class KeyRing:
             audit.append(
                 c, "change-unlock", self.store_id, f"from={k.kek.method} to={new_kek.method}"
             )
+            # INTEGRITY HOOK (sealing.py): re-MAC all metadata (the slot changed).
+            sealing.reseal(c, self.store_id, k, k)
 
         dbm.write(self._connect(), txn)
         self._keys = self._make_keys(new_kek, k.root_key, k.generation)

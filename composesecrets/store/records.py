@@ -147,10 +147,19 @@ class StoreStatus:
 
 @dataclass(frozen=True)
 class VerifyFailure:
+    """One thing ``verify`` found wrong. ``kind``: ``version`` (a stored version), ``secret``
+    (a secret's metadata row; ``version`` is its recorded current one)."""
+
     secret_id: str
     name: str
     version: int
     reason: str
+    kind: str = "version"
+
+    def describe(self) -> str:
+        if self.kind == "secret":
+            return f"secret {self.name} ({self.secret_id}): {self.reason}"
+        return f"{self.name} version {self.version} ({self.secret_id}): {self.reason}"
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from ..errors import ConflictError, InputError, NotFoundError
-from . import audit, crypto, ids
+from ..errors import ConflictError, InputError, IntegrityError, NotFoundError
+from . import audit, crypto, ids, sealing
 from . import db as dbm
 from .filters import SecretFilter
-from .keyslot import KeyRing, Keys, check_current
+from .integrity import Guard
+from .keyslot import Keys
 from .records import SecretInfo, VersionInfo, from_ns
 from .validation import check_labels, check_name, check_value, split_ref
 
@@ -37,14 +38,26 @@ class SecretRow(NamedTuple):
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> SecretRow:
         labels = row["labels"]
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            labels=json.loads(labels) if labels != "{}" else {},
-            current=int(row["current"]),
-            created_ns=int(row["created_ns"]),
-            updated_ns=int(row["updated_ns"]),
-        )
+        try:
+            parsed = json.loads(labels) if labels != "{}" else {}
+            if not isinstance(parsed, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+            ):
+                raise ValueError("not an object of strings")
+            return cls(
+                id=str(row["id"]),
+                name=str(row["name"]),
+                labels=parsed,
+                current=int(row["current"]),
+                created_ns=int(row["created_ns"]),
+                updated_ns=int(row["updated_ns"]),
+            )
+        except (TypeError, ValueError):
+            raise IntegrityError(
+                f"secret {row['name']!r} ({row['id']}): its stored labels or numbers are not"
+                " valid (the database was edited outside composesecrets)",
+                hint="run `composesecrets store verify`; restore the store from a backup",
+            ) from None
 
     def info(self) -> SecretInfo:
         return SecretInfo(
@@ -57,7 +70,7 @@ class SecretRow(NamedTuple):
         )
 
 
-_SELECT = f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE "
+_SELECT = f"SELECT {_SECRET_COLUMNS}, mac FROM secrets WHERE "
 
 
 def _not_found(ref: str) -> NotFoundError:
@@ -154,9 +167,18 @@ _INSERT_VERSION = (
     " ciphertext, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_SECRET = (
-    "INSERT INTO secrets (id, name, labels, current, created_ns, updated_ns)"
-    " VALUES (?, ?, ?, 1, ?, ?)"
+    "INSERT INTO secrets (id, name, labels, current, created_ns, updated_ns, mac)"
+    " VALUES (?, ?, ?, 1, ?, ?, ?)"
 )
+
+
+def checked_by_name(c: sqlite3.Connection, name: str, key: bytes, store_id: str) -> SecretRow:
+    """:func:`by_name`, with the row's MAC checked (:class:`IntegrityError` naming it)."""
+    row = c.execute(_SELECT + "name = ?", (name,)).fetchone()
+    if row is None:
+        raise _not_found(name)
+    sealing.check_row(row, key, store_id)
+    return SecretRow.from_row(row)
 
 
 def _no_version(ref: str) -> None:
@@ -171,114 +193,111 @@ class SecretTable:
     """The secret operations of one open store (values need the :class:`KeyRing`)."""
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], keyring: KeyRing, retention: int
+        self, connect: Callable[[], sqlite3.Connection], guard: Guard, retention: int
     ) -> None:
         self._connect = connect
-        self._keyring = keyring
+        self._guard = guard
         self._retention = retention
 
-    def _write_with_keys(self, fn: Callable[[sqlite3.Connection, Keys], SecretInfo]) -> SecretInfo:
-        return self._keyring.with_keys(lambda k: dbm.write(self._connect(), lambda c: fn(c, k)))
+    def _mac(self, k: Keys, secret_id: str, name: str, labels: str, current: int) -> bytes:
+        key = self._guard.mac_key(k)
+        return sealing.secret_mac(key, self._guard.store_id, secret_id, name, labels, current)
 
     def create(self, name: str, value: bytes, labels: Mapping[str, str] | None) -> SecretInfo:
         check_name(name)
         check_value(value, name=name)
         clean = check_labels(labels)
-        store_id = self._keyring.store_id
+        store_id = self._guard.store_id
 
         def txn(c: sqlite3.Connection, k: Keys) -> SecretInfo:
-            check_current(c, k)
             if c.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone():
                 raise ConflictError(
                     f"secret {name} already exists",
                     hint=f"to store a new value, run `composesecrets secret rotate {name} FILE`",
                 )
             secret_id, now = ids.new_id(), time.time_ns()
-            c.execute(
-                _INSERT_SECRET, (secret_id, name, json.dumps(clean, sort_keys=True), now, now)
-            )
+            text = json.dumps(clean, sort_keys=True)
+            mac = self._mac(k, secret_id, name, text, 1)
+            c.execute(_INSERT_SECRET, (secret_id, name, text, now, now, mac))
             c.execute(_INSERT_VERSION, _version_row(k, store_id, secret_id, 1, bytes(value), now))
             audit.append(c, "create", name, f"id={secret_id} version=1 size={len(value)}")
             return SecretInfo(secret_id, name, 1, clean, from_ns(now), from_ns(now))
 
-        return self._write_with_keys(txn)
+        return self._guard.write(txn)
 
     def rotate(self, name: str, value: bytes) -> SecretInfo:
         _no_version(name)
         check_value(value, name=name)
-        store_id = self._keyring.store_id
+        store_id = self._guard.store_id
 
         def txn(c: sqlite3.Connection, k: Keys) -> SecretInfo:
-            check_current(c, k)
-            old = by_name(c, name).info()
+            row = checked_by_name(c, name, self._guard.mac_key(k), store_id)
+            old = row.info()
             version, now = old.version + 1, time.time_ns()
             c.execute(
                 _INSERT_VERSION, _version_row(k, store_id, old.id, version, bytes(value), now)
             )
+            labels = json.dumps(row.labels, sort_keys=True)
             c.execute(
-                "UPDATE secrets SET current = ?, updated_ns = ? WHERE id = ?",
-                (version, now, old.id),
+                "UPDATE secrets SET current = ?, updated_ns = ?, labels = ?, mac = ? WHERE id = ?",
+                (version, now, labels, self._mac(k, old.id, old.name, labels, version), old.id),
             )
             prune(c, self._retention, old.id)
             audit.append(c, "rotate", old.name, f"id={old.id} version={version} size={len(value)}")
             return SecretInfo(old.id, old.name, version, old.labels, old.created_at, from_ns(now))
 
-        return self._write_with_keys(txn)
+        return self._guard.write(txn)
 
     def drop_version(self, name: str, version: int) -> SecretInfo:
         """Undo a :meth:`rotate` that made ``version``: delete it (it must be the current one
         and used by no stack) and make the newest remaining version current again."""
+        store_id = self._guard.store_id
 
-        def txn(c: sqlite3.Connection) -> SecretInfo:
-            row = by_name(c, name)
-            if row.current != version or version < 2:
+        def txn(c: sqlite3.Connection, k: Keys) -> SecretInfo:
+            row = checked_by_name(c, name, self._guard.mac_key(k), store_id)
+            old = row.info()
+            if old.version != version or version < 2:
                 raise ConflictError(
-                    f"secret {row.name!r}: version {version} is not the newest of several"
+                    f"secret {old.name!r}: version {version} is not the newest of several"
                 )
             if c.execute(
-                "SELECT 1 FROM usages WHERE secret_id = ? AND version = ?", (row.id, version)
+                "SELECT 1 FROM usages WHERE secret_id = ? AND version = ?", (old.id, version)
             ).fetchone():
-                raise ConflictError(f"secret {row.name!r}: version {version} is in use")
+                raise ConflictError(f"secret {old.name!r}: version {version} is in use")
             previous = c.execute(
                 "SELECT MAX(version) FROM versions WHERE secret_id = ? AND version < ?",
-                (row.id, version),
+                (old.id, version),
             ).fetchone()[0]
             if previous is None:
-                raise ConflictError(f"secret {row.name!r} keeps no version before {version}")
+                raise ConflictError(f"secret {old.name!r} keeps no version before {version}")
             now = time.time_ns()
-            c.execute("DELETE FROM versions WHERE secret_id = ? AND version = ?", (row.id, version))
+            c.execute("DELETE FROM versions WHERE secret_id = ? AND version = ?", (old.id, version))
+            labels = json.dumps(row.labels, sort_keys=True)
             c.execute(
-                "UPDATE secrets SET current = ?, updated_ns = ? WHERE id = ?",
-                (previous, now, row.id),
-            )
-            audit.append(c, "drop-version", row.name, f"id={row.id} version={version} "
+                "UPDATE secrets SET current = ?, updated_ns = ?, labels = ?, mac = ? WHERE id = ?",
+                (previous, now, labels, self._mac(k, old.id, old.name, labels, int(previous)),
+                 old.id),
+            )  # fmt: skip
+            audit.append(c, "drop-version", old.name, f"id={old.id} version={version} "
                          f"current={previous}")  # fmt: skip
-            info = row.info()
-            return SecretInfo(info.id, info.name, int(previous), info.labels, info.created_at,
+            return SecretInfo(old.id, old.name, int(previous), old.labels, old.created_at,
                               from_ns(now))  # fmt: skip
 
-        return dbm.write(self._connect(), txn)
+        return self._guard.write(txn)
 
     def get(self, name: str, version: int | None, *, audited: bool, reason: str) -> bytes:
         base, wanted = split_ref(name, version)
-        store_id = self._keyring.store_id
+        store_id = self._guard.store_id
 
-        def read(
-            c: sqlite3.Connection, k: Keys
-        ) -> tuple[SecretInfo, int, crypto.SealedVersion | None]:
-            check_current(c, k)
-            info = by_name(c, base).info()
+        def read(c: sqlite3.Connection, k: Keys) -> tuple[SecretInfo, int, bytes]:
+            info = checked_by_name(c, base, self._guard.mac_key(k), store_id).info()
             number = wanted if wanted is not None else info.version
             row = c.execute(
                 f"SELECT {crypto.SealedVersion.COLUMNS} FROM versions"
                 " WHERE secret_id = ? AND version = ?",
                 (info.id, number),
             ).fetchone()
-            return info, number, None if row is None else crypto.SealedVersion.from_row(row)
-
-        def op(k: Keys) -> tuple[SecretInfo, int, bytes]:
-            info, number, sealed = dbm.read(self._connect(), lambda c: read(c, k))
-            if sealed is None:
+            if row is None:
                 if number > info.version:
                     raise NotFoundError(
                         f"secret {info.name!r} has no version {number}"
@@ -290,17 +309,39 @@ class SecretTable:
                     " deployed stack uses",
                 )
             try:
+                sealed = crypto.SealedVersion.from_row(row)
                 value = crypto.open_sealed(k.root, store_id, info.id, number, sealed)
-            except crypto.AuthenticationFailed:
+            except (crypto.AuthenticationFailed, TypeError, ValueError):
                 raise crypto.integrity_error(info.name, info.id, number) from None
             return info, number, value
 
-        info, number, value = self._keyring.with_keys(op)
+        info, number, value = self._guard.read(read)
         if audited:
-            dbm.write(
-                self._connect(), lambda c: audit.append(c, "read", f"{info.name}@{number}", reason)
-            )
+            self._guard.note("read", f"{info.name}@{number}", reason)
         return value
+
+    def matches(self, name: str, value: bytes, version: int | None) -> tuple[bool, int]:
+        """Whether ``value`` equals the stored version (current by default), compared by keyed
+        digest; returns (equal, version). Audited as ``compare`` (one bit about the value)."""
+        base, wanted = split_ref(name, version)
+        store_id = self._guard.store_id
+
+        def read(c: sqlite3.Connection, k: Keys) -> tuple[bool, SecretInfo, int]:
+            info = checked_by_name(c, base, self._guard.mac_key(k), store_id).info()
+            number = wanted if wanted is not None else info.version
+            row = c.execute(
+                "SELECT digest FROM versions WHERE secret_id = ? AND version = ?",
+                (info.id, number),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"secret {info.name!r} has no stored version {number}")
+            mine = crypto.value_digest(k.digest_key, value)
+            stored = row["digest"]
+            return isinstance(stored, bytes) and crypto.digest_equal(mine, stored), info, number
+
+        equal, info, number = self._guard.read(read)
+        self._guard.note("compare", f"{info.name}@{number}", "same" if equal else "different")
+        return equal, number
 
     def list_secrets(self, filters: SecretFilter | Iterable[str] | None) -> list[SecretInfo]:
         if filters is not None and not isinstance(filters, SecretFilter):
@@ -319,10 +360,10 @@ class SecretTable:
         for ref in refs:
             _no_version(ref)
 
-        def txn(c: sqlite3.Connection) -> list[SecretInfo]:
+        def txn(c: sqlite3.Connection, _k: Keys) -> list[SecretInfo]:
             return [self._remove_in(c, ref) for ref in refs]
 
-        return dbm.write(self._connect(), txn)
+        return self._guard.write(txn)
 
     @staticmethod
     def _remove_in(c: sqlite3.Connection, name: str) -> SecretInfo:
@@ -361,10 +402,9 @@ class SecretTable:
             batch.append((name, bytes(value), check_labels(labels)))
         if not batch:
             return []
-        store_id = self._keyring.store_id
+        store_id = self._guard.store_id
 
         def txn(c: sqlite3.Connection, k: Keys) -> list[SecretInfo]:
-            check_current(c, k)
             existing = {r["name"] for r in c.execute("SELECT name FROM secrets")} & seen
             if existing:
                 shown = ", ".join(sorted(existing)[:5])
@@ -377,7 +417,9 @@ class SecretTable:
             secret_rows, version_rows, entries = [], [], []
             for name, value, labels in batch:
                 secret_id = ids.new_id()
-                secret_rows.append((secret_id, name, json.dumps(labels, sort_keys=True), now, now))
+                text = json.dumps(labels, sort_keys=True)
+                mac = self._mac(k, secret_id, name, text, 1)
+                secret_rows.append((secret_id, name, text, now, now, mac))
                 version_rows.append(_version_row(k, store_id, secret_id, 1, value, now))
                 entries.append(
                     ("create", name, f"id={secret_id} version=1 size={len(value)} import")
@@ -388,4 +430,4 @@ class SecretTable:
             audit.append_many(c, now, entries)
             return out
 
-        return self._keyring.with_keys(lambda k: dbm.write(self._connect(), lambda c: txn(c, k)))
+        return self._guard.write(txn)

@@ -1,11 +1,14 @@
 """Reading a secret value from ``FILE`` or ``-`` (standard input), as ``secret create`` does.
 
-Never reads more than one byte past the limit, refuses directories, devices and sockets, and
-turns every failure into an :class:`InputError` that says what to do.
+Never reads more than one byte past the limit, refuses directories, devices and sockets, waits
+for a named pipe's writer for a bounded time only, and turns every failure into an
+:class:`InputError` that says what to do.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import stat
 import sys
 from pathlib import Path
@@ -13,6 +16,9 @@ from typing import BinaryIO
 
 from ..errors import InputError
 from .validation import VALUE_MAX, check_value
+
+#: How long a named pipe may keep ``secret create`` waiting for its writer.
+FIFO_WAIT_SECONDS = 10.0
 
 
 def _read_limited(stream: BinaryIO) -> bytes:
@@ -25,6 +31,33 @@ def _read_limited(stream: BinaryIO) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
     return b"".join(chunks)
+
+
+def _read_fifo(path: Path) -> bytes:
+    """A named pipe (or ``<(command)``): wait at most :data:`FIFO_WAIT_SECONDS` for its writer
+    instead of hanging forever when nothing ever writes it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(int(FIFO_WAIT_SECONDS * 1000)):
+            raise InputError(
+                f"{path} is a named pipe and nothing wrote to it within"
+                f" {FIFO_WAIT_SECONDS:g} seconds",
+                hint="start the program that writes the pipe first, or pass the value on"
+                " standard input with -",
+            )
+        os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        data = _read_limited(handle)
+    if not data:
+        raise InputError(f"{path}: the pipe was closed without a value")
+    check_value(data, name=None)
+    return data
 
 
 def read_value(source: str | Path, *, stdin: BinaryIO | None = None) -> bytes:
@@ -47,7 +80,9 @@ def read_value(source: str | Path, *, stdin: BinaryIO | None = None) -> bytes:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{path} is a directory", hint="give the file holding the value")
-    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+    if stat.S_ISFIFO(st.st_mode):
+        return _read_fifo(path)
+    if not stat.S_ISREG(st.st_mode):
         raise InputError(
             f"{path} is a device or socket, not a file",
             hint="give a regular file, or '-' to read standard input",

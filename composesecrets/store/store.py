@@ -10,17 +10,19 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import InputError, NotFoundError
-from . import audit, integrity, keys, paths, secretrows, usage
+from ..errors import InputError, NotFoundError, StoreReadOnlyError
+from . import audit, integrity, keys, paths, sealing, secretrows, usage
 from . import db as dbm
 from .filters import SecretFilter
+from .highwater import HighWater, state_dir
 from .ids import new_id
-from .keys import AutoUnlock, Unlock
+from .keys import AutoUnlock, EnvKeyUnlock, KeyFileUnlock, Unlock
 from .keyslot import KeyRing
 from .records import (
     AuditEntry,
@@ -36,6 +38,10 @@ from .records import (
 from .validation import split_ref
 
 DEFAULT_RETENTION = 10
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 class Store:
@@ -55,13 +61,18 @@ class Store:
         unlock: Unlock,
         environ: Mapping[str, str],
         retention: int,
+        highwater: HighWater,
+        notice: Callable[[str], None],
     ) -> None:
         self._directory = directory
         self._conn: sqlite3.Connection | None = conn
         self._store_id = store_id
         self._retention = retention
+        self._unlock = unlock
+        self._environ = environ
         self._keyring = KeyRing(self._connection, store_id, directory, unlock, environ)
-        self._secrets = secretrows.SecretTable(self._connection, self._keyring, retention)
+        self._guard = integrity.Guard(self._connection, self._keyring, highwater, notice)
+        self._secrets = secretrows.SecretTable(self._connection, self._guard, retention)
 
     # ------------------------------------------------------------------ opening / closing
 
@@ -74,13 +85,18 @@ class Store:
         create: bool = True,
         retention: int = DEFAULT_RETENTION,
         environ: Mapping[str, str] | None = None,
+        accept_restore: bool = False,
+        notice: Callable[[str], None] | None = None,
     ) -> Store:
         """Open (and with ``create``, create) the store in ``directory``.
 
         ``directory`` defaults to ``COMPOSESECRETS_HOME``, then ``$XDG_DATA_HOME/composesecrets``,
         then ``~/.local/share/composesecrets``. ``unlock`` defaults to :class:`AutoUnlock`.
         Raises :class:`UnsafePermissionsError` when group or others can access the directory or
-        database, :class:`NotFoundError` when the store is missing and ``create`` is False.
+        database, :class:`NotFoundError` when the store is missing and ``create`` is False,
+        :class:`RollbackError` when the database is older than (or not) the store last seen in
+        this directory, unless ``accept_restore`` (then call :meth:`accept_restore`).
+        ``notice`` gets warnings (an audit entry a read-only store could not record).
         """
         env: Mapping[str, str] = os.environ if environ is None else environ
         if retention < 1:
@@ -102,16 +118,32 @@ class Store:
             paths.create_private_file(db_path)
         for suffix in ("", "-wal", "-shm"):
             paths.check_private(Path(str(db_path) + suffix), directory=False)
+        unlock = unlock or AutoUnlock()
+        highwater = HighWater(state_dir(unlock, env), path)
         conn = dbm.connect(db_path)
         try:
             for suffix in ("-wal", "-shm"):
                 paths.check_private(Path(str(db_path) + suffix), directory=False)
+            if not accept_restore and cls._existing_id(conn) is None:
+                integrity.check_open(conn, highwater, None)  # emptied: refuse to start anew
             dbm.migrate(conn)
             store_id = cls._ensure_store_id(conn)
+            if not accept_restore:
+                integrity.check_open(conn, highwater, store_id)
         except BaseException:
             conn.close()
             raise
-        return cls(path, conn, store_id, unlock or AutoUnlock(), env, retention)
+        return cls(path, conn, store_id, unlock, env, retention, highwater, notice or _stderr)
+
+    @staticmethod
+    def _existing_id(conn: sqlite3.Connection) -> str | None:
+        def read(c: sqlite3.Connection) -> str | None:
+            if int(c.execute("PRAGMA user_version").fetchone()[0]) == 0:
+                return None
+            row = c.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            return None if row is None else str(row["value"])
+
+        return dbm.retrying(conn, read)
 
     @staticmethod
     def _ensure_store_id(conn: sqlite3.Connection) -> str:
@@ -211,10 +243,16 @@ class Store:
         """
         return self._secrets.get(name, version, audited=audit, reason=reason)
 
+    def matches(self, name: str, value: bytes, version: int | None = None) -> tuple[bool, int]:
+        """Whether ``value`` equals the stored value of ``name`` (current version, or
+        ``version``), compared by keyed digest without decrypting; returns (equal, version).
+        Recorded in the audit log as ``compare``."""
+        return self._secrets.matches(name, value, version)
+
     def note(self, action: str, target: str, detail: str = "") -> None:
         """Append one audit entry (e.g. a deploy's reads, done with ``get(audit=False)``, in
         one record instead of one write per value). Never pass a value here."""
-        dbm.write(self._connection(), lambda c: audit.append(c, action, target, detail))
+        self._guard.note(action, target, detail)
 
     def list_secrets(self, filters: SecretFilter | Iterable[str] | None = None) -> list[SecretInfo]:
         """All secrets sorted by name; ``filters`` is a :class:`SecretFilter` or ``--filter``
@@ -259,10 +297,14 @@ class Store:
     def record_usage(self, stack: str, backend: str, usages: Sequence[Usage]) -> list[UsageRecord]:
         """Replace what ``stack`` uses with ``usages`` (exact secret names; versions default
         to the current one)."""
-        return dbm.write(
-            self._connection(),
-            lambda c: usage.record(c, self._retention, stack, backend, usages),
-        )
+        try:
+            return self._guard.write(
+                lambda c, _k: usage.record(c, self._retention, stack, backend, usages)
+            )
+        except StoreReadOnlyError as exc:
+            # Nothing can remove a secret from a read-only store either: deploy goes on.
+            self._guard.notice(f"warning: usage of stack {stack} not recorded: {exc.message}")
+            return []
 
     def usages(self, secret: str | None = None, stack: str | None = None) -> list[UsageRecord]:
         """Usage records, optionally for one secret (exact name) and/or one stack."""
@@ -270,7 +312,7 @@ class Store:
 
     def clear_usage(self, stack: str) -> int:
         """Forget what ``stack`` uses (after it is removed); returns the records dropped."""
-        return dbm.write(self._connection(), lambda c: usage.clear(c, self._retention, stack))
+        return self._guard.write(lambda c, _k: usage.clear(c, self._retention, stack))
 
     # ------------------------------------------------------------------ store-wide
 
@@ -317,7 +359,33 @@ class Store:
 
         Raises only :class:`StoreLockedError` when the store cannot be unlocked at all.
         """
-        return integrity.verify(self._connection, self._keyring)
+        return integrity.verify(self._guard, self._key_exists())
+
+    def _key_exists(self) -> bool:
+        if isinstance(self._unlock, EnvKeyUnlock) and self._unlock.key is not None:
+            return True
+        if isinstance(self._unlock, KeyFileUnlock) and self._unlock.path is not None:
+            return Path(self._unlock.path).expanduser().exists()
+        return bool(self._environ.get(keys.ENV_KEY)) or paths.default_key_file(
+            self._environ
+        ).exists()
+
+    def verify_audit(self) -> list[str]:
+        """Walk the audit chain: one line per entry that was edited or follows a removed one
+        (entries removed from the end are found by the authenticated state). Needs the key."""
+        return self._guard.audit_failures()
+
+    def accept_restore(self) -> int:
+        """Accept the store as it is now as its newest state (after restoring a backup on
+        purpose): lowers the high-water mark kept beside the key. The store must still
+        authenticate under the key. Returns the state counter recorded."""
+        return self._guard.accept_restore()
+
+    def _sealed_key_change(self, change: Callable[[], KeyChange]) -> KeyChange:
+        self._guard.read(lambda _c, _k: None)  # the state authenticates before it changes
+        result = change()
+        self._guard.record(dbm.retrying(self._connection(), sealing.raw_counter))
+        return result
 
     def rotate_key(self, new_unlock: Unlock | None = None) -> KeyChange:
         """Make a new root key and re-wrap every data key in one transaction.
@@ -328,7 +396,7 @@ class Store:
         passphrase keeps protecting the new root key. ``new_unlock`` switches method as well.
         Note: a key file shared by several stores would stop opening the others.
         """
-        return self._keyring.rotate_key(new_unlock)
+        return self._sealed_key_change(lambda: self._keyring.rotate_key(new_unlock))
 
     def change_unlock(self, new: Unlock) -> KeyChange:
         """Protect the same root key with another method; the data is not touched.
@@ -337,7 +405,7 @@ class Store:
         ``COMPOSESECRETS_KEY`` generates one, returned in :attr:`KeyChange.generated_key`.
         A key file that is missing is created (0600, with a notice); an existing one is reused.
         """
-        return self._keyring.change_unlock(new)
+        return self._sealed_key_change(lambda: self._keyring.change_unlock(new))
 
     def audit(
         self,

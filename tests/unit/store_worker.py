@@ -4,6 +4,7 @@ Run as ``python store_worker.py MODE STORE_DIR KEY_FILE PREFIX [COUNT]``:
 
 * ``crash``: prints ``ready`` then creates and rotates secrets forever (the test SIGKILLs it).
 * ``concurrent``: creates COUNT secrets, rotates each twice, and rotates ``shared`` COUNT times.
+* ``rotate``: rotates secret PREFIX forever, printing ``ack VERSION`` after each commit.
 
 Values are derived from the name and version (:func:`expected_value`), so a test can tell that a
 secret is wholly there.
@@ -80,11 +81,24 @@ def _concurrent(store: Store, prefix: str, count: int) -> None:
         assert info.version >= 2
 
 
+def _rotate(store: Store, name: str) -> None:
+    with contextlib.suppress(ConflictError):
+        store.create(name, expected_value(name, 1))
+    print("ready", flush=True)
+    while True:
+        version = store.inspect(name).info.version + 1
+        info = store.rotate(name, expected_value(name, version))
+        assert info.version == version
+        print(f"ack {info.version}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     mode, directory, key_file, prefix = argv[:4]
     with open_keyfile_store(Path(directory), Path(key_file), retention=WORKER_RETENTION) as store:
         if mode == "crash":
             _crash(store, prefix)
+        elif mode == "rotate":
+            _rotate(store, prefix)
         elif mode == "concurrent":
             _concurrent(store, prefix, int(argv[4]))
         else:

@@ -285,11 +285,12 @@ def test_each_deploy_audits_its_reads_without_values(project: Path, fake: FakeDo
         assert all("CANARY" not in e.detail + e.target for e in store.audit())
 
 
-def test_swarm_deploy_refuses_depends_on_an_undefined_service_as_validate_does(
+def test_swarm_deploy_ignores_depends_on_an_undefined_service(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """validate reports undefined-dependency as an error (docker stack config does too), so a
-    deploy on either backend refuses it before anything changes."""
+    """Swarm ignores depends_on, and ``validate --backend swarm`` only warns about it: the
+    engine translation (which refuses an undefined service there) must not run for a swarm
+    deploy, and the deploy goes on with the warning (issue 13, point 1)."""
     from composesecrets.backends.swarm.backend import SwarmBackend
 
     swarm = FakeDocker(swarm=True)
@@ -299,10 +300,11 @@ def test_swarm_deploy_refuses_depends_on_an_undefined_service_as_validate_does(
     (project / "compose.yaml").write_text(text)
     opts = options(project)
     opts.backend = "swarm"
-    with pytest.raises(InvalidComposeError) as caught:
-        stacks.deploy("shop", opts, progress)
-    assert any(d.rule == "undefined-dependency" for d in caught.value.diagnostics)
-    assert swarm.service_names() == []
+    outcome = stacks.deploy("shop", opts, progress)
+    assert outcome.result.created == ("web", "worker")
+    assert swarm.service_names() == ["shop_web", "shop_worker"]
+    assert any("depends_on is not applied by the swarm backend" in w for w in outcome.warnings)
+    assert any("nope" in w for w in outcome.warnings)  # undefined-dependency, as a warning
 
 
 def _victim(project: Path) -> tuple[str, str]:
@@ -506,3 +508,30 @@ def test_dry_run_without_the_plaintext_file_keeps_the_stored_version(
     preview = stacks.dry_run("shop", options(project))
     assert len(preview.result.unchanged) == 3
     assert all(not item.new for item in preview.files)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
+def test_deploy_reads_from_a_read_only_store(project: Path, fake: FakeDocker) -> None:
+    """Issue 9 item 10: a store on a read-only file system still serves a deploy's reads (the
+    audit and usage records it cannot write are reported, not fatal)."""
+    import subprocess
+
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)  # imports the file secret
+    view = project / "ro-store"
+    view.mkdir(mode=0o700)
+    subprocess.run(["mount", "--bind", str(project / "store"), str(view)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        read_only = stacks.DeployOptions(
+            files=[str(project / "compose.yaml")],
+            backend="engine",
+            store_opener=lambda: Store.open(view, unlock=EnvKeyUnlock(key=KEY), create=False),
+        )
+        for name in list(fake.container_names()):
+            fake.find_container(name).remove(force=True)  # type: ignore[union-attr]
+        outcome = stacks.deploy("shop", read_only, progress)
+        assert "shop_web_1" in outcome.result.created
+        assert ("/etc/app/key.pem", 0, 0, 0o444, b"CANARY-api") in delivered(fake, "shop_web_1")
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
