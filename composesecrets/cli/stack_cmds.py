@@ -281,13 +281,27 @@ def stack_restore(
         raise BackendError(f"{len(problems)} container(s) could not be restored")
 
 
+def _key_file(store: Path) -> Path:
+    """The key file that unlocks ``store`` (one per store; a legacy shared one otherwise)."""
+    from composesecrets.errors import ComposeSecretsError
+    from composesecrets.store import Store
+    from composesecrets.store.paths import default_key_file
+
+    try:
+        with Store.open(store, create=False) as opened:
+            own = default_key_file(store_id=opened.store_id)
+    except ComposeSecretsError:
+        return default_key_file()
+    return own if own.exists() else default_key_file()
+
+
 def _install_systemd(ctx: typer.Context) -> None:
     import os
     import shutil
     import subprocess
 
     from composesecrets.errors import UsageError
-    from composesecrets.store.paths import default_key_file, default_store_dir
+    from composesecrets.store.paths import default_store_dir
 
     if os.geteuid() != 0:
         raise UsageError("--install-systemd needs root (it writes to /etc/systemd/system)")
@@ -300,7 +314,7 @@ def _install_systemd(ctx: typer.Context) -> None:
         template.read_text()
         .replace("@EXE@", str(Path(exe).resolve()))
         .replace("@STORE@", str(Path(store).resolve()))
-        .replace("@KEY_FILE@", str(default_key_file().resolve()))
+        .replace("@KEY_FILE@", str(_key_file(Path(store)).resolve()))
     )
     SYSTEMD_UNIT.write_text(text)
     SYSTEMD_UNIT.chmod(0o644)
