@@ -535,3 +535,38 @@ def test_deploy_reads_from_a_read_only_store(project: Path, fake: FakeDocker) ->
         assert ("/etc/app/key.pem", 0, 0, 0o444, b"CANARY-api") in delivered(fake, "shop_web_1")
     finally:
         subprocess.run(["umount", str(view)], check=False)
+
+
+def test_restore_republishes_an_in_place_container_with_its_rotated_version(
+    project: Path, fake: FakeDocker
+) -> None:
+    """An in-place service's secrets live in a versioned directory behind ``..data``: after a
+    reboot, restore publishes the version the container had last (rotated in place), not the
+    plain files of other services and not the version it was created with."""
+    from composesecrets.backends.engine import atomic
+
+    with_external(project)
+    compose = COMPOSE.replace(
+        "    command: [\"sleep\", \"3600\"]\n",
+        "    command: [\"sleep\", \"3600\"]\n"
+        "    labels:\n      io.composesecrets.rotate: in-place\n",
+    )
+    (project / "compose.yaml").write_text(compose)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").write_bytes(b"CANARY-db-v2")
+    again = stacks.deploy("shop", options(project), progress)
+    assert again.result.rotated and not again.result.recreated
+    web = container(fake, "shop_web_1")
+    directory = tmpfs.stack_directory(tmpfs.runtime_root(), "shop") / web.labels[
+        "io.composesecrets.secret-dir"
+    ]
+    live = atomic.live_versions(directory)
+    assert live is not None and "shop_db_password@2" in live
+    fake.daemon_restart(lose=[tmpfs.runtime_root() / "shop"])
+    assert atomic.live_versions(directory) is None
+    [result] = restore_all(project)
+    assert "shop_web_1" in result.started and result.problems == ()
+    assert atomic.live_versions(directory) == live
+    assert b"CANARY-db-v2" in {
+        p.read_bytes() for p in (directory / atomic.DATA).iterdir() if not p.name.startswith("..")
+    }
