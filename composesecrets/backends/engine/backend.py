@@ -31,13 +31,11 @@ from composesecrets.backends.docker_api import (
     LazyClient,
     deploy_failed,
     docker,
-    is_local_daemon,
     list_containers,
     parallel,
-    reason,
     translated,
 )
-from composesecrets.backends.engine import inplace, teardown, tmpfs
+from composesecrets.backends.engine import inplace, preflight, teardown, tmpfs
 from composesecrets.backends.engine import restore as restoring
 from composesecrets.backends.engine.plan import EnginePlan, Replica, diff, make_plan
 from composesecrets.docker_rules import (
@@ -60,9 +58,7 @@ from composesecrets.docker_rules import (
 from composesecrets.errors import (
     BackendError,
     ComposeSecretsError,
-    ConflictError,
     InternalError,
-    UsageError,
 )
 from composesecrets.model import SECRET
 
@@ -150,66 +146,7 @@ class EngineBackend(LazyClient):
         return plan
 
     def preflight(self, plan: Plan) -> None:
-        plan = self._own(plan)
-        request = plan.request
-        if request.delivery == "tmpfs" and not is_local_daemon():
-            raise UsageError(
-                "the Docker Engine is not local (DOCKER_HOST points elsewhere), so secret files "
-                "on this machine's tmpfs cannot be mounted into its containers",
-                hint="use the Swarm backend for remote engines, or --secret-delivery copy "
-                "(plaintext then sits in each container's writable layer on that host)",
-            )
-        client = self.client
-        images = {spec.image: name for name, spec in plan.services.items() if spec.replicas}
-        sdk = docker()
-        for image, service in images.items():
-            try:
-                client.images.get(image)
-            except sdk.errors.ImageNotFound:
-                self._pull(image, service)
-            except sdk.errors.APIError as exc:
-                raise BackendError(f'service "{service}": image {image}: {reason(exc)}') from None
-        with translated("checking names on the engine"):
-            by_name = {c.name: c for c in list_containers(client, None)}  # one call for all names
-            for want in plan.replicas():
-                other = by_name.get(want.name)
-                if other is None:
-                    continue
-                owner = (other.labels or {}).get(LABEL_STACK)
-                if owner != request.stack:
-                    where = f'stack "{owner}"' if owner else "no composesecrets stack"
-                    raise ConflictError(
-                        f"a container named {want.name} already exists and belongs to {where}",
-                        hint="remove or rename it, or deploy under another stack name",
-                    )
-            for net in plan.networks.values():
-                if net.external:
-                    try:
-                        client.networks.get(net.name)
-                    except sdk.errors.NotFound:
-                        raise BackendError(
-                            f"external network {net.name} does not exist",
-                            hint=f"create it first: docker network create {net.name}",
-                        ) from None
-                    continue
-                for found in client.networks.list(names=[net.name]):
-                    owner = (found.attrs.get("Labels") or {}).get(LABEL_STACK)
-                    if found.name == net.name and owner != request.stack:
-                        raise ConflictError(
-                            f"a network named {net.name} already exists outside this stack",
-                            hint="remove it, or deploy under another stack name",
-                        )
-
-    def _pull(self, image: str, service: str) -> None:
-        sdk = docker()
-        try:
-            self.client.images.pull(image)
-        except sdk.errors.DockerException as exc:
-            raise BackendError(
-                f'service "{service}": image {image} is not on this engine and cannot be '
-                f"pulled: {reason(exc)}",
-                hint="build or load the image first (docker build / docker load / docker import)",
-            ) from None
+        preflight.check(self.client, self._own(plan))
 
     def diff(self, plan: Plan) -> DeployResult:
         plan = self._own(plan)
