@@ -329,4 +329,3 @@ def make_lookup(
         return dotenv.get(name) if value is None else value
 
     return lookup
-
