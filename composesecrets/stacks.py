@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composesecrets import model, stackfiles
 from composesecrets.backends import (
@@ -35,7 +35,9 @@ from composesecrets.backends import (
 from composesecrets.backends.unapplied import blocking
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import InvalidComposeError, NotFoundError, UnappliedKeysError
-from composesecrets.store import Store
+
+if TYPE_CHECKING:  # imported where a store is opened: `stack ls` needs none (start-up)
+    from composesecrets.store import Store
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def _open_store(options: DeployOptions, *, create: bool = True) -> Store:
     pass ``store_opener`` decide themselves)."""
     if options.store_opener is not None:
         return options.store_opener()
+    from composesecrets.store import Store
+
     return Store.open(options.store_dir, create=create)
 
 
@@ -214,6 +218,8 @@ def remove(
     progress: Progress,
 ) -> RemoveResult:
     """Remove the stack from the engine, then (unless ``keep_secrets``) its own store secrets."""
+    from composesecrets.store import Store
+
     opener = store_opener or (lambda: Store.open(store_dir, create=False))
     try:
         store: Store | None = opener()
