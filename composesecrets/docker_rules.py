@@ -50,12 +50,35 @@ LABEL_STOP = "io.composesecrets.stop-timeout"
 LABEL_SECRET = "io.composesecrets.secret"
 LABEL_VERSION = "io.composesecrets.version"
 LABEL_DIGEST = "io.composesecrets.digest"
+LABEL_VERSIONS = "io.composesecrets.secret-versions"  # store name@version, at create time
+# Service labels a user sets (compose ``labels:``): in-place rotation (engine backend only).
+LABEL_ROTATE = "io.composesecrets.rotate"
+ROTATE_IN_PLACE = "in-place"  # the one value: new versions are written into running containers
+LABEL_RELOAD_SIGNAL = "io.composesecrets.reload-signal"  # e.g. SIGHUP, sent after a rotation
+# Where an in-place service's secret directory is mounted inside its containers; each
+# target is a symlink to ``ROTATE_MOUNT/..data/<file>``.
+ROTATE_MOUNT = "/run/composesecrets"
 LABEL_KIND = "io.composesecrets.kind"  # "config" on store entries and Swarm objects of configs
 
 
 def is_secret_name(name: str) -> bool:
     """True when Docker accepts ``name`` as a secret (or config) name."""
     return len(name) <= NAME_MAX and SECRET_NAME_RE.fullmatch(name) is not None
+
+
+def is_signal_name(name: str) -> bool:
+    """True for a signal the engine's kill API takes by name: SIGHUP, HUP, SIGUSR1, 10."""
+    if name.isdigit():
+        return 0 < int(name) < 65
+    bare = name.upper().removeprefix("SIG")
+    return bare in _SIGNALS or re.fullmatch(r"RTMIN\+\d+|RTMAX-\d+", bare) is not None
+
+
+_SIGNALS = frozenset(
+    ("ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+     "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+     "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ")
+)  # fmt: skip
 
 
 def is_stack_name(name: str) -> bool:

@@ -10,7 +10,7 @@ Exit codes (documented in README.md):
 4     integrity failure: a stored value failed authentication
 5     not found: a secret, stack or version that does not exist
 6     conflict: name exists, secret in use, stack clash
-7     unsafe permissions on a store or key file
+7     unsafe permissions or ownership of a store, key file or parent directory
 8     Docker Engine / Swarm error (daemon unreachable, API error)
 9     deploy failed and was rolled back
 10    the store cannot be written: read-only file system or database (reads still work)

@@ -307,7 +307,7 @@ def services(stack: str, store_opener: Callable[[], Store] | None = None) -> lis
 def describe(result: Any) -> str:
     """One line summing up a deploy result."""
     parts = []
-    for label in ("created", "recreated", "unchanged", "removed"):
+    for label in ("created", "recreated", "rotated", "unchanged", "removed"):
         items = getattr(result, label, ())
         if items:
             parts.append(f"{len(items)} {label}")

@@ -7,7 +7,10 @@
 #      directory, a random COMPOSESECRETS_KEY) on a free local port (or $NGINX_PORT);
 #   4. show the HTTPS answer, checked against the root CA, and that the certificate served
 #      is the secret site.crt; show the mounted secrets' owners and modes;
-#   5. tear everything down and check that nothing is left.
+#   5. rotate the site key and certificate in place (a new pair from the same CA) while a
+#      client makes HTTPS requests: no failed request, the same container, nginx reloaded
+#      by SIGHUP;
+#   6. tear everything down and check that nothing is left.
 # Each step is announced; the last line says whether it all worked. Everything the demo
 # created is removed on failure too (trap).
 set -euo pipefail
@@ -122,10 +125,60 @@ EOF
 
 container="$("${cs[@]}" stack ps "$stack" --format json | "$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["Name"])')"
 step "inside $container: owners and modes of the mounted secrets"
-show docker exec "$container" stat -c '%A %U:%G (%u:%g) %n' \
+show docker exec "$container" stat -L -c '%A %U:%G (%u:%g) %n' \
     /run/secrets/site.key /run/secrets/site.crt /etc/nginx/conf.d/site.conf
-echo "mounts (read-only, from the tool's tmpfs):"
-docker exec "$container" grep -E ' (/run/secrets/site\.(key|crt)|/etc/nginx/conf\.d/site\.conf) ' /proc/mounts
+echo "each target is a symlink into one read-only directory mount from the tool's tmpfs:"
+docker exec "$container" ls -l /run/secrets/site.key /etc/nginx/conf.d/site.conf
+docker exec "$container" grep -E ' /run/composesecrets ' /proc/mounts
+
+step "rotate the site key and certificate in place while a client keeps asking (new pair, same CA)"
+echo "the service carries io.composesecrets.rotate: in-place and io.composesecrets.reload-signal: SIGHUP"
+before_id="$(docker inspect -f '{{.Id}}' "$container")"
+"$py" - "$example" "$NGINX_PORT" "$work/client.json" 8 <<'EOF' &
+import hashlib, http.client, json, ssl, sys, time
+example, port, out, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+ctx = ssl.create_default_context(cafile=f"{example}/root-ca.crt")
+seen, failed, end = [], [], time.time() + seconds
+while time.time() < end:
+    try:
+        conn = http.client.HTTPSConnection("localhost", port, timeout=5, context=ctx)
+        conn.request("GET", "/")
+        der = conn.sock.getpeercert(binary_form=True)
+        status = conn.getresponse().status
+        conn.close()
+        (seen if status == 200 else failed).append([time.time(), hashlib.sha256(der).hexdigest()])
+    except (OSError, http.client.HTTPException) as exc:
+        failed.append([time.time(), repr(exc)])
+    time.sleep(0.05)
+with open(out, "w") as handle:
+    json.dump({"seen": seen, "failed": failed}, handle)
+EOF
+client=$!
+sleep 1.5
+show "$py" "$example/gen-certs.py" --new-site
+started="$(date +%s.%N)"
+show "${cs[@]}" stack deploy -c "$example/compose.yaml" "$stack"
+wait "$client"
+"$py" - "$example" "$work/client.json" "$started" <<'EOF'
+import hashlib, json, sys
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+example, started = sys.argv[1], float(sys.argv[3])
+with open(sys.argv[2]) as handle:
+    result = json.load(handle)
+with open(f"{example}/site.crt", "rb") as handle:
+    site = x509.load_pem_x509_certificate(handle.read())
+new = hashlib.sha256(site.public_bytes(Encoding.DER)).hexdigest()
+times = [t for t, digest in result["seen"] if digest == new]
+print(f"client: {len(result['seen'])} answers, {len(result['failed'])} failed requests")
+if result["failed"] or not times:
+    sys.exit("demo: requests failed during the rotation, or the new certificate was never served")
+print(f"the new certificate was served {min(times) - started:.2f} s after the command started")
+EOF
+after_id="$(docker inspect -f '{{.Id}}' "$container")"
+[[ "$before_id" == "$after_id" ]] || { echo "demo: the container was recreated" >&2; exit 1; }
+echo "same container ${after_id:0:12}: nothing was restarted"
+show "${cs[@]}" stack ps "$stack"
 
 step "tear down stack $stack"
 show "${cs[@]}" stack rm "$stack"
@@ -141,4 +194,4 @@ rm -rf "$work"
 work=""
 echo "throwaway store removed"
 
-printf '\ndemo: SUCCESS: nginx served HTTPS on port %s with its key, certificate and site.conf as secrets (key 0400 root), and everything was torn down\n' "$NGINX_PORT"
+printf '\ndemo: SUCCESS: nginx served HTTPS on port %s with its key, certificate and site.conf as secrets (key 0400 root), rotated key and certificate in place without a failed request, and everything was torn down\n' "$NGINX_PORT"

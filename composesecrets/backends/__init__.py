@@ -97,6 +97,7 @@ class DeployResult:
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     networks_created: tuple[str, ...] = ()
+    rotated: tuple[str, ...] = ()  # new secret versions written into running containers
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class ContainerInfo:
     state: str
     secrets: tuple[str, ...] = field(default=())
     id: str = ""
+    versions: tuple[str, ...] = ()  # store versions it holds, as name@version
 
     def to_json(self) -> dict[str, Any]:
         """As ``stack ps --format json`` prints it."""
@@ -116,6 +118,7 @@ class ContainerInfo:
             "Image": self.image,
             "State": self.state,
             "Secrets": list(self.secrets),
+            "SecretVersions": list(self.versions),
         }
 
 

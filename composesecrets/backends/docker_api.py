@@ -35,6 +35,7 @@ __all__ = [
     "enable_debug",
     "engine_address",
     "is_local_daemon",
+    "list_containers",
     "parallel",
     "reason",
     "translated",
@@ -218,3 +219,15 @@ class LazyClient:
                     raise
             self._client = client
         return self._client
+
+
+def list_containers(client: Any, filters: dict[str, str] | None) -> list[Any]:
+    """Containers from ONE list call (the SDK's default inspects each one: a call per
+    container), given the inspect-shaped ``Name`` and ``Config`` that the backend reads."""
+    found: list[Any] = client.containers.list(all=True, sparse=True, filters=filters or {})
+    for container in found:
+        attrs = container.attrs
+        if "Config" not in attrs:
+            attrs["Config"] = {"Labels": attrs.get("Labels") or {}, "Image": attrs.get("Image")}
+            attrs["Name"] = "/" + (attrs.get("Names") or ["/"])[0].lstrip("/")
+    return found

@@ -126,6 +126,23 @@ def prompt(new: bool) -> str:
     return text
 
 
+def read_secret_value(source: str) -> bytes:
+    """A secret value from FILE or ``-``. Typed at a terminal (``-`` with stdin a TTY), it is
+    asked for twice without echo and stored without the line end, as ``pass insert`` does;
+    piped input is kept byte for byte."""
+    from composesecrets.store import read_value
+    from composesecrets.store.validation import check_value
+
+    if source != "-" or not sys.stdin.isatty():
+        return read_value(source)
+    text: str = typer.prompt(
+        "Secret value (not shown)", hide_input=True, confirmation_prompt=True, err=True
+    )
+    value = text.encode("utf-8")
+    check_value(value, name=None)
+    return value
+
+
 def notice(message: str) -> None:
     typer.echo(message, err=True)
 

@@ -17,6 +17,7 @@ from composesecrets.cli.app import (
     notice,
     open_store,
     print_json,
+    read_secret_value,
     store_dir,
     table,
 )
@@ -88,11 +89,11 @@ def secret_create(
     ] = None,
 ) -> None:
     """Create a secret from a file or standard input; prints its ID."""
-    from composesecrets.store import check_name, parse_label, read_value
+    from composesecrets.store import check_name, parse_label
 
     check_name(name)
     labels = dict(parse_label(item) for item in label or [])
-    value = read_value(source)
+    value = read_secret_value(source)
     with open_store(ctx) as store:
         info = store.create(name, value, labels)
     typer.echo(info.id)
@@ -101,9 +102,7 @@ def secret_create(
 @secret_app.command("rotate")
 def secret_rotate(ctx: typer.Context, name: SecretName, source: ValueSource) -> None:
     """Add a new version of a secret from a file or standard input; prints ID and version."""
-    from composesecrets.store import read_value
-
-    value = read_value(source)
+    value = read_secret_value(source)
     with open_store(ctx, create=False) as store:
         info = store.rotate(name, value)
     typer.echo(f"{info.id} version {info.version}")

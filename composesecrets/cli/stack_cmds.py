@@ -92,8 +92,9 @@ def stack_deploy(
         bool,
         typer.Option(
             "--dry-run",
-            help="Change nothing: print what would be created, recreated, left unchanged and "
-            "removed, and the secret and config versions each service would get.",
+            help="Change nothing: print what would be created, recreated, rotated in place, "
+            "left unchanged and removed, and the secret and config versions each service "
+            "would get.",
         ),
     ] = False,
 ) -> None:
@@ -149,7 +150,7 @@ def _print_dry_run(preview: Any) -> None:
     from composesecrets import stacks
 
     result = preview.result
-    for label in ("created", "recreated", "unchanged", "removed"):
+    for label in ("created", "recreated", "rotated", "unchanged", "removed"):
         for name in getattr(result, label):
             typer.echo(f"{label:<10} {name}")
     for name in result.networks_created:
@@ -260,7 +261,8 @@ def stack_ls(ctx: typer.Context, quiet: Quiet = False, fmt: FormatOption = "tabl
 def stack_ps(
     ctx: typer.Context, stack: StackArg, quiet: Quiet = False, fmt: FormatOption = "table"
 ) -> None:
-    """One line per container: name, image, state and the secrets mounted (-q: IDs)."""
+    """One line per container: name, image, state, the secrets mounted and the store
+    versions it holds (for in-place rotation: the live ones) (-q: IDs)."""
 
     def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         from composesecrets import stacks
@@ -275,6 +277,7 @@ def stack_ps(
                 "Image": c.image,
                 "CurrentState": c.state,
                 "Secrets": list(c.secrets),
+                "Versions": list(dict.fromkeys(c.versions)),
             }
             for c in found
         ], documents
@@ -286,8 +289,9 @@ def stack_ps(
         "Image": "IMAGE",
         "CurrentState": "STATE",
         "Secrets": "SECRETS",
+        "Versions": "VERSIONS",
     }
-    columns = ["Name", "Image", "CurrentState", "Secrets"]
+    columns = ["Name", "Image", "CurrentState", "Secrets", "Versions"]
     _listing(fmt, quiet, "stack ps", headers, rows, "ID", columns)
 
 

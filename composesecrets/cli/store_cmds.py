@@ -61,32 +61,45 @@ def store_verify(ctx: typer.Context) -> None:
 
 def _report_key_change(change: Any) -> None:
     count = change.versions_rewrapped
-    typer.echo(f"unlock method: {change.method}; {count} data key{'s' * (count != 1)} re-wrapped")
+    typer.echo(
+        f"unlock method: {change.method}; {count} data key{'s' * (count != 1)} re-wrapped"
+        f" (key generation {change.generation})"
+    )
     if change.key_file:
         typer.echo(f"key file: {change.key_file}")
+    if change.kept_key_file:
+        typer.echo(
+            f"the previous key is kept in {change.kept_key_file}: backups of this store (and"
+            " other stores that shared the key file) open with it; delete it when none needs it",
+            err=True,
+        )
     if change.old_key_file:
         typer.echo(
-            f"the old key file {change.old_key_file} is no longer used by this store; "
-            "delete it once no other store uses it",
+            f"the old key file {change.old_key_file} no longer opens this store's new data;"
+            " keep it while backups or other stores need it",
             err=True,
         )
-    if change.generated_key:
-        # The only copy of a new environment key: shown once, as `docker swarm unlock-key
-        # --rotate` does, so that the user can put it in their CI settings.
-        typer.echo(
-            "new COMPOSESECRETS_KEY below: store it now (e.g. in your CI secret settings); "
-            "it is not shown again",
-            err=True,
-        )
-        typer.echo(change.generated_key)
 
 
 @store_app.command("rotate-key")
 def store_rotate_key(ctx: typer.Context) -> None:
-    """Make a new root key and re-wrap every data key in one transaction."""
+    """Make a new root key and re-wrap every data key in one transaction.
+
+    A key file gets a fresh key (the previous one is kept as <key>.gen<N>-<hash>). An
+    environment-key store needs the new key first: COMPOSESECRETS_NEW_KEY (see `store new-key`).
+    """
     with open_store(ctx, create=False) as store:
         change = store.rotate_key()
     _report_key_change(change)
+
+
+@store_app.command("new-key")
+def store_new_key() -> None:
+    """Print a fresh random key for COMPOSESECRETS_NEW_KEY / COMPOSESECRETS_KEY (no store is
+    touched: save it first, then rotate to it)."""
+    from composesecrets.store import keys
+
+    typer.echo(keys.encode_key(os.urandom(32)))
 
 
 class UnlockMethod(str, Enum):
@@ -106,9 +119,11 @@ def store_change_unlock(
         typer.Option("--key-file", metavar="FILE", help="Key file path (keyfile method)."),
     ] = None,
 ) -> None:
-    """Switch between a key file, an environment key and a passphrase; data stays as it is.
+    """Switch between a key file, an environment key and a passphrase, under a new root key.
 
-    The new passphrase comes from COMPOSESECRETS_NEW_PASSPHRASE or a prompt on a terminal.
+    The new passphrase (12 characters or more) comes from COMPOSESECRETS_NEW_PASSPHRASE or a
+    prompt on a terminal; a new environment key from COMPOSESECRETS_NEW_KEY (see `store
+    new-key`) or COMPOSESECRETS_KEY.
     """
     from composesecrets.store import EnvKeyUnlock, KeyFileUnlock, PassphraseUnlock, Unlock
 

@@ -102,7 +102,10 @@ class CheckContext:
 
 
 def run(ctx: CheckContext) -> list[Diagnostic]:
+    from composesecrets.compose import rotation
+
     _service_checks(ctx)
+    rotation.check(ctx)
     _dependencies(ctx)
     _definition_checks(ctx)
     _missing_files(ctx)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -18,12 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import StoreLockedError
+from ..errors import InputError, IntegrityError, StoreLockedError
 from . import paths
 from .crypto import KEY_BYTES, random_key
 
 ENV_KEY = "COMPOSESECRETS_KEY"
 ENV_PASSPHRASE = "COMPOSESECRETS_PASSPHRASE"
+#: The next environment key, given by the user *before* ``rotate-key`` / ``change-unlock env``
+#: commits (so the only copy of the new key is never one that is printed afterwards).
+ENV_NEW_KEY = "COMPOSESECRETS_NEW_KEY"
+#: New passphrases need at least this many characters.
+PASSPHRASE_MIN = 12
 
 Method = Literal["keyfile", "env", "passphrase"]
 NoticeCallback = Callable[[str], None]
@@ -32,8 +36,13 @@ NoticeCallback = Callable[[str], None]
 PassphrasePrompt = Callable[[bool], str]
 
 
-_MAX_MEMORY_KIB = 4 * 1024 * 1024  # refuse absurd parameters read from a tampered database
-_MAX_LOG2_N = 22
+# Bounds on KDF parameters read from the database (a tampered row must not make an open take
+# minutes or gigabytes): at most 1 GiB of memory and a few seconds of work.
+_MAX_MEMORY_KIB = 1024 * 1024
+_MAX_ITERATIONS = 16
+_MAX_LANES = 16
+_MAX_LOG2_N = 20
+_SALT_BYTES = (16, 64)
 
 
 def _argon2id() -> Any:
@@ -77,8 +86,9 @@ def _stderr_notice(message: str) -> None:
 @dataclass(frozen=True)
 class KeyFileUnlock:
     """Unlock with a key file (the default). ``path`` defaults to ``COMPOSESECRETS_KEY_FILE``,
-    then the path recorded in the store, then ``~/.config/composesecrets/master.key``. A missing
-    file is created (0600) when a store is initialised, and ``notice`` gets one line about it."""
+    then the path recorded in the store (and pinned), then
+    ``~/.config/composesecrets/<store id>.key``. A missing file is created (0600) when a store
+    is initialised, and ``notice`` gets one line about it."""
 
     path: Path | None = None
     notice: NoticeCallback | None = None
@@ -126,10 +136,9 @@ class Kek:
     method: Method
     kdf: dict[str, Any] | None = None
     key_file: Path | None = None
-    #: A base64 key generated for the caller (environment-key method); show it to the user once.
-    generated_key: str | None = field(default=None, repr=False)
-    #: A key file written to ``<key_file>.new``; renamed over ``key_file`` after the commit.
-    pending_file: Path | None = None
+    #: A fresh key for ``key_file`` that is not on disk yet: the rotation writes it to a
+    #: pending file before its commit and moves it over ``key_file`` after (:mod:`.keyfiles`).
+    fresh: bool = False
 
 
 def encode_key(key: bytes) -> str:
@@ -155,8 +164,11 @@ def pending_path(path: Path) -> Path:
 
 
 def read_key_file(path: Path) -> bytes:
-    """Read a key file after checking that only its owner can read it."""
+    """Read a key file after checking that it, its directory and the directories above are
+    yours and that only you can read it."""
     paths.check_private(path, directory=False)
+    paths.check_key_dir(path.parent)
+    paths.check_parents(path.parent)
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
@@ -178,6 +190,8 @@ def _notice_for_new_key_file(path: Path, notice: NoticeCallback | None) -> None:
 
 def ensure_key_file(path: Path, notice: NoticeCallback | None) -> bytes:
     """Read ``path``, creating it with a fresh key first when it does not exist."""
+    paths.check_parents(path.parent)
+    paths.check_key_dir(path.parent)
     if not path.exists():
         key = random_key()
         if paths.write_private_file(path, (encode_key(key) + "\n").encode(), replace=False):
@@ -224,6 +238,8 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
     secret = passphrase.encode("utf-8")
     try:
         salt = base64.b64decode(str(spec["salt"]), validate=True)
+        if not _SALT_BYTES[0] <= len(salt) <= _SALT_BYTES[1]:
+            raise ValueError(f"a {len(salt)}-byte salt")
         alg = spec["alg"]
         if alg == "argon2id":
             memory, iterations, lanes = (
@@ -231,7 +247,11 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
                 int(spec["iterations"]),
                 int(spec["lanes"]),
             )
-            if not (8 * lanes <= memory <= _MAX_MEMORY_KIB and 1 <= iterations <= 64):
+            if not (
+                1 <= lanes <= _MAX_LANES
+                and 8 * lanes <= memory <= _MAX_MEMORY_KIB
+                and 1 <= iterations <= _MAX_ITERATIONS
+            ):
                 raise ValueError("argon2id parameters out of range")
             argon2id = _argon2id()
             if argon2id is None:
@@ -245,7 +265,12 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
             ).derive(secret)
         if alg == "scrypt":
             log2_n, r, p = int(spec["log2_n"]), int(spec["r"]), int(spec["p"])
-            if not (1 <= log2_n <= _MAX_LOG2_N and 1 <= r <= 32 and 1 <= p <= 16):
+            if not (
+                1 <= log2_n <= _MAX_LOG2_N
+                and 1 <= r <= 16
+                and 1 <= p <= 4
+                and 128 * r * p * 2**log2_n <= _MAX_MEMORY_KIB * 1024
+            ):
                 raise ValueError("scrypt parameters out of range")
             from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -282,13 +307,43 @@ def _env_key(unlock: EnvKeyUnlock, environ: Mapping[str, str]) -> bytes | None:
 
 
 def key_file_path(
-    unlock: KeyFileUnlock | None, recorded: str | None, environ: Mapping[str, str]
+    unlock: KeyFileUnlock | None,
+    recorded: str | None,
+    environ: Mapping[str, str],
+    store_id: str | None = None,
 ) -> Path:
+    """The key file to use, always absolute: the given path, ``COMPOSESECRETS_KEY_FILE``, the
+    path the (pinned) slot records, else ``<config dir>/<store id>.key``."""
     if unlock is not None and unlock.path is not None:
-        return Path(unlock.path).expanduser()
+        return Path(unlock.path).expanduser().absolute()
     if environ.get(paths.ENV_KEY_FILE) or not recorded:
-        return paths.default_key_file(environ)
+        return paths.default_key_file(environ, store_id)
     return Path(recorded)
+
+
+def new_passphrase(passphrase: str) -> str:
+    if len(passphrase) < PASSPHRASE_MIN:
+        raise InputError(
+            f"the new passphrase has {len(passphrase)} characters: use at least"
+            f" {PASSPHRASE_MIN} characters",
+            hint="a few random words make a long passphrase that is easy to type",
+        )
+    return passphrase
+
+
+def _new_env_key(unlock: EnvKeyUnlock, environ: Mapping[str, str], *, rotate: bool) -> bytes:
+    if unlock.key is not None:
+        return decode_key(unlock.key, where="the given key")
+    if environ.get(ENV_NEW_KEY):
+        return decode_key(environ[ENV_NEW_KEY], where=ENV_NEW_KEY)
+    if not rotate and environ.get(ENV_KEY):
+        return decode_key(environ[ENV_KEY], where=ENV_KEY)
+    raise InputError(
+        f"set {ENV_NEW_KEY} to the new key first: it must be saved before the store uses it",
+        hint="make one with `composesecrets store new-key`, save it (e.g. in your CI secret"
+        f" settings), then run: {ENV_NEW_KEY}=<new key> composesecrets store "
+        + ("rotate-key" if rotate else "change-unlock env"),
+    )
 
 
 def kek_for_existing(
@@ -297,10 +352,20 @@ def kek_for_existing(
     kdf: Mapping[str, Any] | None,
     recorded_key_file: str | None,
     environ: Mapping[str, str],
+    store_id: str | None = None,
 ) -> Kek:
     """Obtain the KEK that should open a store whose key slot records ``method``."""
     raw = method in ("keyfile", "env")
     if isinstance(unlock, AutoUnlock):
+        if raw and environ.get(ENV_PASSPHRASE) and not environ.get(ENV_KEY):
+            # The user configured a passphrase; a slot that says otherwise was rewritten.
+            raise IntegrityError(
+                f"{ENV_PASSPHRASE} is set, but the store's key slot says it is unlocked by a"
+                f" {'key file' if method == 'keyfile' else 'key'}: refusing a slot that disagrees"
+                " with what you configured",
+                hint=f"restore the store from a backup, or unset {ENV_PASSPHRASE} if this store"
+                " really uses a key",
+            )
         if raw:
             key = _env_key(EnvKeyUnlock(), environ)
             if key is not None:
@@ -334,7 +399,7 @@ def kek_for_existing(
         if key is None:
             raise StoreLockedError(f"{ENV_KEY} is not set", hint=f"export {ENV_KEY}=<base64 key>")
         return Kek(key, "env")
-    path = key_file_path(unlock, recorded_key_file, environ)
+    path = key_file_path(unlock, recorded_key_file, environ, store_id)
     return Kek(read_key_file(path), "keyfile", key_file=path)
 
 
@@ -343,12 +408,15 @@ def new_kek(
     environ: Mapping[str, str],
     *,
     purpose: Literal["init", "change", "rotate"],
+    store_id: str | None = None,
 ) -> Kek:
     """Obtain a KEK for a new wrapping of the root key.
 
     ``init``: a new store (key file created if missing; an environment key must be set).
-    ``change``: switching method (an unset environment key is generated and returned).
-    ``rotate``: a fresh key for key files and environment keys (written to ``<file>.new``).
+    ``change``: switching method (a key file is reused if it exists, else a fresh key is
+    returned with ``fresh``; an environment key comes from the caller or
+    ``COMPOSESECRETS_NEW_KEY``, else ``COMPOSESECRETS_KEY``).
+    ``rotate``: a fresh key file key (``fresh``), or ``COMPOSESECRETS_NEW_KEY``.
     """
     if isinstance(unlock, AutoUnlock):
         if purpose != "init":
@@ -360,40 +428,25 @@ def new_kek(
         else:
             unlock = KeyFileUnlock(notice=unlock.notice)
     if isinstance(unlock, PassphraseUnlock):
-        passphrase = _passphrase_from(
-            unlock.passphrase, environ if unlock.passphrase is None else {}, new=True
+        passphrase = new_passphrase(
+            _passphrase_from(
+                unlock.passphrase, environ if unlock.passphrase is None else {}, new=True
+            )
         )
         spec = new_kdf_spec(unlock.kdf)
         return Kek(derive_kek(passphrase, spec), "passphrase", spec)
     if isinstance(unlock, EnvKeyUnlock):
-        if purpose == "rotate" and unlock.key is None:
-            key = random_key()
-            return Kek(key, "env", generated_key=encode_key(key))
+        if purpose != "init":
+            return Kek(_new_env_key(unlock, environ, rotate=purpose == "rotate"), "env")
         found = _env_key(unlock, environ)
         if found is not None:
             return Kek(found, "env")
-        if purpose == "init":
-            raise StoreLockedError(
-                f"{ENV_KEY} is not set", hint="generate one with: head -c 32 /dev/urandom | base64"
-            )
-        key = random_key()
-        return Kek(key, "env", generated_key=encode_key(key))
-    path = key_file_path(unlock, None, environ)
-    if purpose == "rotate":
-        key = random_key()
-        pending = pending_path(path)
-        paths.write_private_file(pending, (encode_key(key) + "\n").encode(), replace=True)
-        return Kek(key, "keyfile", key_file=path, pending_file=pending)
-    return Kek(ensure_key_file(path, unlock.notice), "keyfile", key_file=path)
-
-
-def finish_pending(kek: Kek) -> None:
-    """After a committed rotation, move ``<key_file>.new`` over the key file."""
-    if kek.pending_file is not None and kek.key_file is not None:
-        os.replace(kek.pending_file, kek.key_file)
-
-
-def discard_pending(kek: Kek) -> None:
-    if kek.pending_file is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(kek.pending_file)
+        raise StoreLockedError(
+            f"{ENV_KEY} is not set", hint="generate one with: composesecrets store new-key"
+        )
+    path = key_file_path(unlock, None, environ, store_id)
+    if purpose == "init":
+        return Kek(ensure_key_file(path, unlock.notice), "keyfile", key_file=path)
+    if purpose == "change" and path.exists():
+        return Kek(read_key_file(path), "keyfile", key_file=path)
+    return Kek(random_key(), "keyfile", key_file=path, fresh=True)

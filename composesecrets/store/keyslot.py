@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..errors import ConflictError, InputError, StoreLockedError
-from . import audit, crypto, keys, sealing
+from . import audit, crypto, keyfiles, keys, paths, pins, sealing
 from . import db as dbm
 from .keys import AutoUnlock, EnvKeyUnlock, Kek, KeyFileUnlock, Unlock
 from .records import KeyChange
@@ -138,7 +137,10 @@ class KeyRing:
             return self._keys
         slot = self.read_slot()
         if slot is None:
-            kek = keys.new_kek(self._unlock, self._environ, purpose="init")
+            kek = keys.new_kek(
+                self._unlock, self._environ, purpose="init", store_id=self.store_id
+            )
+            pins.add(self._environ, self.store_id, _pair(kek))
             won = dbm.write(self._connect(), lambda c: self._init_slot(c, kek))
             if won is not None:
                 self._keys = won
@@ -146,7 +148,10 @@ class KeyRing:
             slot = self.read_slot()
             if slot is None:  # pragma: no cover - the slot was just written by someone
                 raise StoreLockedError("the store's key slot vanished")
+        pinned = pins.check(self._environ, self.store_id, _slot_pair(slot))
         self._keys = self._open_slot(slot)
+        if not pinned:
+            pins.pin_on_first_use(self._environ, self.store_id, _slot_pair(slot))
         return self._keys
 
     def with_keys(self, op: Callable[[Keys], T]) -> T:
@@ -191,16 +196,29 @@ class KeyRing:
 
     def _open_slot(self, slot: SlotRow) -> Keys:
         kek = keys.kek_for_existing(
-            self._unlock, slot.method, slot.kdf, slot.key_file, self._environ
+            self._unlock, slot.method, slot.kdf, slot.key_file, self._environ, self.store_id
         )
         aad = crypto.root_aad(self.store_id)
         try:
             root_key = crypto.unwrap_key(kek.key, slot.nonce, slot.wrapped, aad)
         except crypto.AuthenticationFailed:
-            recovered = _recover_pending_key_file(kek, slot.nonce, slot.wrapped, aad)
-            if recovered is None:
+            if kek.method != "keyfile" or kek.key_file is None:
                 raise self._locked_error(kek) from None
-            kek, root_key = recovered
+
+            def opens(key: bytes) -> bool:
+                try:
+                    crypto.unwrap_key(key, slot.nonce, slot.wrapped, aad)
+                except crypto.AuthenticationFailed:
+                    return False
+                return True
+
+            found = keyfiles.find_key(
+                kek.key_file, opens, keys.read_key_file, slot.generation - 1
+            )
+            if found is None:
+                raise self._locked_error(kek) from None
+            kek = Kek(found[1], "keyfile", key_file=kek.key_file)
+            root_key = crypto.unwrap_key(kek.key, slot.nonce, slot.wrapped, aad)
         return self._make_keys(kek, root_key, slot.generation)
 
     def _refresh(self) -> Keys:
@@ -208,6 +226,7 @@ class KeyRing:
         old, self._keys = self._keys, None
         slot = self.read_slot()
         if old is not None and slot is not None:
+            pins.check(self._environ, self.store_id, _slot_pair(slot))
             try:  # the same KEK still works when only the root key changed (passphrase)
                 root_key = crypto.unwrap_key(
                     old.kek.key, slot.nonce, slot.wrapped, crypto.root_aad(self.store_id)
@@ -246,121 +265,142 @@ class KeyRing:
             raise InputError("choose a key file, an environment key or a passphrase")
         k = self._refresh()
         if new_unlock is None and k.kek.method == "passphrase":
-            new_kek = k.kek
+            return self._rekey("rotate-key", lambda _k: _k.kek)
+        target: Unlock
+        if new_unlock is not None:
+            target = new_unlock
+        elif k.kek.method == "keyfile":
+            path = k.kek.key_file
+            if path is None or path == paths.legacy_key_file(self._environ):
+                # The old shared default: this store moves to a key file of its own.
+                path = paths.config_dir(self._environ) / f"{self.store_id}.key"
+            target = KeyFileUnlock(path=path)
         else:
-            target: Unlock
-            if new_unlock is not None:
-                target = new_unlock
-            elif k.kek.method == "keyfile":
-                target = KeyFileUnlock(path=k.kek.key_file)
-            else:
-                target = EnvKeyUnlock()
-            new_kek = keys.new_kek(target, self._environ, purpose="rotate")
-        new_root_key = crypto.random_key()
-        new = self._make_keys(new_kek, new_root_key, k.generation + 1)
+            target = EnvKeyUnlock()
+        return self._rekey(
+            "rotate-key",
+            lambda _k: keys.new_kek(
+                target, self._environ, purpose="rotate", store_id=self.store_id
+            ),
+            target,
+        )
 
-        def txn(c: sqlite3.Connection) -> int:
-            _check_generation(c, k)
-            rows = c.execute(
-                f"SELECT s.name, v.secret_id, v.version, {crypto.SealedVersion.COLUMNS}"
-                " FROM versions v JOIN secrets s ON s.id = v.secret_id"
-            ).fetchall()
-            updates = []
-            for row in rows:
-                secret_id, version = row["secret_id"], int(row["version"])
-                sealed = crypto.SealedVersion.from_row(row)
-                try:
-                    value = crypto.open_sealed(k.root, self.store_id, secret_id, version, sealed)
-                    fresh = crypto.rewrap(
-                        k.root, new.root, self.store_id, secret_id, version, sealed
-                    )
-                except crypto.AuthenticationFailed:
-                    raise crypto.integrity_error(row["name"], secret_id, version) from None
-                digest = crypto.value_digest(new.digest_key, value)
-                updates.append((fresh.dek_nonce, fresh.dek_wrapped, digest, secret_id, version))
-                del value
-            c.executemany(
-                "UPDATE versions SET dek_nonce = ?, dek_wrapped = ?, digest = ?"
-                " WHERE secret_id = ? AND version = ?",
-                updates,
-            )
-            self._write_slot(c, new_kek, new_root_key, new.generation)
-            audit.append(
-                c,
-                "rotate-key",
-                self.store_id,
-                f"unlock={new_kek.method} generation={new.generation} versions={len(updates)}",
-            )
-            # INTEGRITY HOOK (sealing.py): re-MAC all metadata under the new root key.
-            sealing.reseal(c, self.store_id, k, new)
-            return len(updates)
+    def change_unlock(self, new: Unlock) -> KeyChange:
+        """Protect the store with another method, under a new root key (see
+        :meth:`Store.change_unlock`)."""
+        if isinstance(new, AutoUnlock):
+            raise InputError("choose a key file, an environment key or a passphrase")
+        self._refresh()
+        return self._rekey(
+            "change-unlock",
+            lambda _k: keys.new_kek(new, self._environ, purpose="change", store_id=self.store_id),
+            new,
+        )
 
-        try:
-            count = dbm.write(self._connect(), txn)
-        except BaseException:
-            if new_kek is not k.kek:
-                keys.discard_pending(new_kek)
-            raise
-        keys.finish_pending(new_kek)
+    def _target_key_file(self, target: Unlock | None) -> Path | None:
+        if isinstance(target, KeyFileUnlock):
+            return keys.key_file_path(target, None, self._environ, self.store_id)
+        return None
+
+    def _rekey(
+        self, action: str, make_kek: Callable[[Keys], Kek], target: Unlock | None = None
+    ) -> KeyChange:
+        """Wrap a new root key under the KEK ``make_kek`` gives and re-wrap every data key,
+        in one transaction; a new key file is durable before the commit and the key it
+        replaces is kept (:mod:`.keyfiles`)."""
+        key_file = self._target_key_file(target)
+        lock = keyfiles.locked(key_file) if key_file else contextlib.nullcontext()
+        with lock:
+            k = self._refresh()  # after the lock: another rotation may have just finished
+            opens = self._opens_slot
+            if key_file is not None:
+                keyfiles.drop_stale_pending(
+                    key_file, opens, keys.read_key_file, k.generation - 1
+                )
+            new_kek = make_kek(k)
+            pending = (
+                keyfiles.write_pending(key_file, keys.encode_key(new_kek.key))
+                if key_file is not None and new_kek.fresh
+                else None
+            )
+            kept = None
+            try:
+                pins.add(self._environ, self.store_id, _pair(new_kek))
+                new = self._make_keys(new_kek, crypto.random_key(), k.generation + 1)
+                count = dbm.write(self._connect(), lambda c: self._rekey_txn(c, action, k, new))
+            except BaseException:
+                keyfiles.discard(pending)
+                raise
+            if pending is not None and key_file is not None:
+                kept = keyfiles.install(pending, key_file, k.generation)
+                self._check_installed(key_file)
         self._keys = new
         return KeyChange(
             method=new_kek.method,
             key_file=new_kek.key_file,
             generation=new.generation,
             versions_rewrapped=count,
-            generated_key=new_kek.generated_key,
             old_key_file=_old_key_file(k.kek, new_kek),
+            kept_key_file=kept,
         )
 
-    def change_unlock(self, new: Unlock) -> KeyChange:
-        """Protect the same root key with another method (see :meth:`Store.change_unlock`)."""
-        if isinstance(new, AutoUnlock):
-            raise InputError("choose a key file, an environment key or a passphrase")
-        k = self._refresh()
-        new_kek = keys.new_kek(new, self._environ, purpose="change")
-
-        def txn(c: sqlite3.Connection) -> None:
-            _check_generation(c, k)
-            self._write_slot(c, new_kek, k.root_key, k.generation)
-            audit.append(
-                c, "change-unlock", self.store_id, f"from={k.kek.method} to={new_kek.method}"
-            )
-            # INTEGRITY HOOK (sealing.py): re-MAC all metadata (the slot changed).
-            sealing.reseal(c, self.store_id, k, k)
-
-        dbm.write(self._connect(), txn)
-        self._keys = self._make_keys(new_kek, k.root_key, k.generation)
-        return KeyChange(
-            method=new_kek.method,
-            key_file=new_kek.key_file,
-            generation=k.generation,
-            versions_rewrapped=0,
-            generated_key=new_kek.generated_key,
-            old_key_file=_old_key_file(k.kek, new_kek),
+    def _rekey_txn(self, c: sqlite3.Connection, action: str, k: Keys, new: Keys) -> int:
+        _check_generation(c, k)
+        rows = c.execute(
+            f"SELECT s.name, v.secret_id, v.version, {crypto.SealedVersion.COLUMNS}"
+            " FROM versions v JOIN secrets s ON s.id = v.secret_id"
+        ).fetchall()
+        updates = []
+        for row in rows:
+            secret_id, version = row["secret_id"], int(row["version"])
+            sealed = crypto.SealedVersion.from_row(row)
+            try:
+                value = crypto.open_sealed(k.root, self.store_id, secret_id, version, sealed)
+                fresh = crypto.rewrap(k.root, new.root, self.store_id, secret_id, version, sealed)
+            except crypto.AuthenticationFailed:
+                raise crypto.integrity_error(row["name"], secret_id, version) from None
+            digest = crypto.value_digest(new.digest_key, value)
+            updates.append((fresh.dek_nonce, fresh.dek_wrapped, digest, secret_id, version))
+            del value
+        c.executemany(
+            "UPDATE versions SET dek_nonce = ?, dek_wrapped = ?, digest = ?"
+            " WHERE secret_id = ? AND version = ?",
+            updates,
         )
+        self._write_slot(c, new.kek, new.root_key, new.generation)
+        if action == "change-unlock":
+            detail = f"from={k.kek.method} to={new.kek.method} generation={new.generation}"
+        else:
+            detail = f"unlock={new.kek.method} generation={new.generation}"
+        audit.append(c, action, self.store_id, f"{detail} versions={len(updates)}")
+        # INTEGRITY HOOK (sealing.py): re-MAC all metadata under the new root key.
+        sealing.reseal(c, self.store_id, k, new)
+        return len(updates)
 
-
-def _recover_pending_key_file(
-    kek: Kek, nonce: bytes, wrapped: bytes, aad: bytes
-) -> tuple[Kek, bytes] | None:
-    """Find the key of a key-file rotation that committed but has not (yet) renamed
-    ``<key>.new`` into place: it died, or it is doing so right now in another process."""
-    if kek.method != "keyfile" or kek.key_file is None:
-        return None
-    pending = keys.pending_path(kek.key_file)
-    for path in (pending, kek.key_file):
+    def _opens_slot(self, key: bytes) -> bool:
+        slot = self.read_slot()
+        if slot is None:
+            return False
         try:
-            candidate = keys.read_key_file(path)
-        except StoreLockedError:
-            continue  # missing (renamed meanwhile) or unreadable
-        if candidate == kek.key:
-            continue
-        try:
-            root_key = crypto.unwrap_key(candidate, nonce, wrapped, aad)
+            crypto.unwrap_key(key, slot.nonce, slot.wrapped, crypto.root_aad(self.store_id))
         except crypto.AuthenticationFailed:
-            continue
-        if path == pending:
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(pending, kek.key_file)
-        return Kek(candidate, "keyfile", key_file=kek.key_file), root_key
-    return None
+            return False
+        return True
+
+    def _check_installed(self, key_file: Path) -> None:
+        """The key file now in place must open the committed slot (the kept generation and
+        the pin stay either way; this only reports a key file changed behind our back)."""
+        if not self._opens_slot(keys.read_key_file(key_file)):
+            raise StoreLockedError(
+                f"the key file {key_file} changed during the rotation and does not open the"
+                " store's new key slot",
+                hint=f"look for the new key in {key_file.parent} (.{key_file.name}.*.pending)",
+            )
+
+
+def _pair(kek: Kek) -> pins.Pair:
+    return kek.method, str(kek.key_file) if kek.method == "keyfile" and kek.key_file else None
+
+
+def _slot_pair(slot: SlotRow) -> pins.Pair:
+    return slot.method, slot.key_file if slot.method == "keyfile" else None

@@ -1,4 +1,4 @@
-"""Where the store and key file live, and the permission rules they must follow."""
+"""Where the store and key file live, and the permission and ownership rules they follow."""
 
 from __future__ import annotations
 
@@ -29,14 +29,77 @@ def default_store_dir(environ: Mapping[str, str] | None = None) -> Path:
     return base / "composesecrets"
 
 
-def default_key_file(environ: Mapping[str, str] | None = None) -> Path:
-    """``COMPOSESECRETS_KEY_FILE``, else ``$XDG_CONFIG_HOME/composesecrets/master.key``."""
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/composesecrets``, else ``~/.config/composesecrets``: per-store key
+    files, unlock pins (:mod:`.pins`)."""
+    env = _env(environ)
+    xdg = env.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg else Path(env.get("HOME") or Path.home()).expanduser()
+    if not xdg:
+        base = base / ".config"
+    return base.absolute() / "composesecrets"
+
+
+def legacy_key_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The key file every store shared by default before 0.2 (still opened, never rotated)."""
+    return config_dir(environ) / "master.key"
+
+
+def default_key_file(environ: Mapping[str, str] | None = None, store_id: str | None = None) -> Path:
+    """``COMPOSESECRETS_KEY_FILE``, else ``<config dir>/<store id>.key`` (one key per store)."""
     env = _env(environ)
     if env.get(ENV_KEY_FILE):
-        return Path(env[ENV_KEY_FILE]).expanduser()
-    xdg = env.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    return base / "composesecrets" / "master.key"
+        return Path(env[ENV_KEY_FILE]).expanduser().absolute()
+    if store_id is None:
+        return legacy_key_file(env)
+    return config_dir(env) / f"{store_id}.key"
+
+
+def _owner_error(path: Path, st: os.stat_result, kind: str) -> UnsafePermissionsError:
+    me = os.geteuid()
+    return UnsafePermissionsError(
+        f"refusing to use {kind} {path}: it is owned by uid {st.st_uid}, not by you (uid {me});"
+        " another user could read or replace what it holds",
+        hint=f"if it is yours, run: chown {me} {path}; otherwise remove it and choose a path"
+        " that only you can write",
+    )
+
+
+def check_parents(path: Path) -> None:
+    """Refuse ``path`` when a directory above it can be written by others (without the sticky
+    bit, as on /tmp) or belongs to a user other than you or root: they could swap it."""
+    me = os.geteuid()
+    for parent in path.absolute().parents:
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            raise UnsafePermissionsError(
+                f"refusing to use {path}: the directory {parent} is writable by others"
+                " (mode {:04o}) without the sticky bit, so anyone could replace it".format(
+                    stat.S_IMODE(st.st_mode)
+                ),
+                hint=f"run: chmod o-w {parent} (or chmod +t {parent}), or use another path",
+            )
+        if st.st_uid not in (me, 0):
+            raise _owner_error(parent, st, "a path under the directory")
+
+
+def check_key_dir(path: Path) -> None:
+    """The directory holding a key file: yours, and writable by nobody else."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if st.st_uid != os.geteuid():
+        raise _owner_error(path, st, "key directory")
+    if st.st_mode & 0o022:
+        raise UnsafePermissionsError(
+            f"refusing to use key directory {path}: its mode {stat.S_IMODE(st.st_mode):04o}"
+            " lets group or others replace the key file",
+            hint=f"run: chmod go-w {path}",
+        )
 
 
 def check_private(path: Path, *, directory: bool) -> None:
@@ -52,10 +115,12 @@ def check_private(path: Path, *, directory: bool) -> None:
             raise InputError(f"{path} is not a directory", hint="point --store at a directory")
     elif not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path} is not a regular file", hint="remove it or choose another path")
+    kind = "store directory" if directory else "file"
+    if st.st_uid != os.geteuid():
+        raise _owner_error(path, st, kind)
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         wanted = "700" if directory else "600"
-        kind = "store directory" if directory else "file"
         raise UnsafePermissionsError(
             f"refusing to use {kind} {path}: its mode {mode:04o} lets group or others access it",
             hint=f"run: chmod {wanted} {path}",
@@ -63,7 +128,9 @@ def check_private(path: Path, *, directory: bool) -> None:
 
 
 def ensure_private_dir(path: Path, *, create: bool) -> bool:
-    """Create ``path`` (mode 0700) if asked and missing; check its mode. True when it exists."""
+    """Create ``path`` (mode 0700) if asked and missing; check its mode, its owner and the
+    directories above it. True when it exists."""
+    check_parents(path)
     if not path.exists():
         if not create:
             return False
@@ -117,11 +184,11 @@ def write_private_file(path: Path, data: bytes, *, replace: bool) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _fsync_dir(parent)
+    fsync_dir(parent)
     return written
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

@@ -176,17 +176,18 @@ class VerifyReport:
 class KeyChange:
     """Result of ``rotate_key`` / ``change_unlock``.
 
-    ``generated_key`` is set when a new environment key was generated: the caller must show it
-    to the user once (it is the only copy). ``old_key_file`` is a key file no longer needed by
-    this store (it is not deleted: other stores may share it).
+    ``old_key_file`` is a key file this store no longer uses (it is not deleted: other stores
+    or backups may need it). ``kept_key_file`` is where the key file that a rotation replaced
+    was kept (``<key>.gen<N>-<hash>``): backups of the store, and other stores that shared the
+    file, still open with it; delete it once nothing needs it.
     """
 
     method: str
     key_file: Path | None
     generation: int
     versions_rewrapped: int
-    generated_key: str | None = field(default=None, repr=False)
     old_key_file: Path | None = None
+    kept_key_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import InputError, NotFoundError, StoreReadOnlyError
-from . import audit, integrity, keys, paths, sealing, secretrows, usage
+from . import audit, integrity, keys, paths, pins, sealing, secretrows, usage
 from . import db as dbm
 from .filters import SecretFilter
 from .highwater import HighWater, state_dir
@@ -361,9 +361,12 @@ class Store:
             return True
         if isinstance(self._unlock, KeyFileUnlock) and self._unlock.path is not None:
             return Path(self._unlock.path).expanduser().exists()
-        return bool(self._environ.get(keys.ENV_KEY)) or paths.default_key_file(
-            self._environ
-        ).exists()
+        return (
+            bool(self._environ.get(keys.ENV_KEY))
+            or paths.default_key_file(self._environ, self._store_id).exists()
+            or paths.default_key_file(self._environ).exists()
+            or pins.pin_path(self._environ, self._store_id).exists()
+        )
 
     def verify_audit(self) -> list[str]:
         """Walk the audit chain: one line per entry that was edited or follows a removed one
@@ -385,20 +388,23 @@ class Store:
     def rotate_key(self, new_unlock: Unlock | None = None) -> KeyChange:
         """Make a new root key and re-wrap every data key in one transaction.
 
-        The key that protects it is replaced too: a key file gets a fresh key (written to
-        ``<file>.new`` first, moved into place after the commit), an environment key is
-        regenerated and returned in :attr:`KeyChange.generated_key` (show it to the user), and a
-        passphrase keeps protecting the new root key. ``new_unlock`` switches method as well.
-        Note: a key file shared by several stores would stop opening the others.
+        The key that protects it is replaced too: a key file gets a fresh key (in a pending
+        file of its own, under an exclusive lock, moved into place after the commit; the key
+        it replaces is kept as ``<key>.gen<N>-<hash>``, see :mod:`.keyfiles`); a store on the
+        old shared default ``master.key`` moves to ``<config dir>/<store id>.key`` and leaves
+        ``master.key`` alone; an environment key is replaced by ``COMPOSESECRETS_NEW_KEY``
+        (required: :class:`InputError` without it); a passphrase keeps protecting the new root
+        key. ``new_unlock`` switches method as well.
         """
         return self._sealed_key_change(lambda: self._keyring.rotate_key(new_unlock))
 
     def change_unlock(self, new: Unlock) -> KeyChange:
-        """Protect the same root key with another method; the data is not touched.
+        """Protect the store with another method, under a new root key (every data key is
+        re-wrapped, as by :meth:`rotate_key`), so an old key file opens nothing written after.
 
-        Switching to an environment key with neither ``EnvKeyUnlock(key=...)`` nor
-        ``COMPOSESECRETS_KEY`` generates one, returned in :attr:`KeyChange.generated_key`.
-        A key file that is missing is created (0600, with a notice); an existing one is reused.
+        An environment key comes from ``EnvKeyUnlock(key=...)``, ``COMPOSESECRETS_NEW_KEY`` or
+        ``COMPOSESECRETS_KEY`` (never generated and printed afterwards). An existing key file
+        is reused; a missing one gets a fresh key. A new passphrase needs 12 characters.
         """
         return self._sealed_key_change(lambda: self._keyring.change_unlock(new))
 

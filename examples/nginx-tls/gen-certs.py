@@ -8,8 +8,10 @@ Writes, next to this script (or into --dir):
                              the root CA (CA:FALSE, serverAuth)
 Keys are written with mode 0600 (created with O_EXCL, then renamed into place); nothing
 is printed but file names. Existing files are kept when they still form a valid chain
-that is good for at least 30 more days, unless --force is given. All of these files are
-gitignored: generate them, never commit them.
+that is good for at least 30 more days, unless --force is given. --new-site keeps the root
+CA and writes a new site key and certificate signed by it (for a rotation: clients that
+trust the CA accept both pairs). All of these files are gitignored: generate them, never
+commit them.
 
 Run it with the project's virtual environment: `.venv/bin/python examples/nginx-tls/gen-certs.py`
 (or `make nginx-certs`).
@@ -190,10 +192,28 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the files (default: this script's directory)",
     )
     parser.add_argument("--force", action="store_true", help="regenerate even if valid")
+    parser.add_argument(
+        "--new-site",
+        action="store_true",
+        help="keep the root CA; write a new site key and certificate signed by it",
+    )
     args = parser.parse_args(argv)
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
+    if args.new_site:
+        if not existing_chain_ok(directory, now):
+            print(f"{directory}: no valid root CA to sign with; run without --new-site first")
+            return 1
+        ca_key = serialization.load_pem_private_key((directory / "root-ca.key").read_bytes(), None)
+        if not isinstance(ca_key, rsa.RSAPrivateKey):
+            print(f"{directory}/root-ca.key: not an RSA key")
+            return 1
+        ca_cert = x509.load_pem_x509_certificate((directory / "root-ca.crt").read_bytes())
+        site_key, site_cert = make_site(now, ca_key, ca_cert)
+        _write(directory / "site.key", _key_pem(site_key), 0o600)
+        _write(directory / "site.crt", _cert_pem(site_cert), 0o644)
+        return 0
     if not args.force and existing_chain_ok(directory, now):
         print(f"{directory}: root-ca.crt, site.crt and their keys are present and valid")
         return 0

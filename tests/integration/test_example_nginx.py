@@ -28,6 +28,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -81,11 +82,13 @@ def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> Answer:
     conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=context)
     try:
         conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read().decode("utf-8", "replace")
         assert conn.sock is not None
+        # before the answer: a server that closes the connection after it (nginx's old
+        # workers during a reload) leaves no socket to ask afterwards
         peer = conn.sock.getpeercert(binary_form=True)
         assert peer is not None
+        response = conn.getresponse()
+        body = response.read().decode("utf-8", "replace")
         return Answer(response.status, body, peer)
     finally:
         conn.close()
@@ -277,7 +280,8 @@ def test_nginx_tls_example_serves_the_secret_certificate_and_leaves_nothing(
     # The mounted secrets: content, owner and mode as the compose file says.
     (container,) = dep.containers()
     targets = list(EXPECTED_MOUNTS)
-    out = docker_ok("exec", container, "stat", "-c", "%n %a %u %g", *targets)
+    # (-L: with in-place rotation each target is a symlink into the secret directory)
+    out = docker_ok("exec", container, "stat", "-L", "-c", "%n %a %u %g", *targets)
     seen = {line.split()[0]: tuple(line.split()[1:]) for line in out.splitlines()}
     assert seen == EXPECTED_MOUNTS
     sums = docker_ok("exec", container, "sha256sum", *targets)
@@ -337,3 +341,109 @@ def test_nginx_tls_example_serves_the_secret_certificate_and_leaves_nothing(
     )
     assert not [d for d in secret_dirs if Path(d).exists()]
     assert port_closed(dep.port)
+
+
+ROTATION_DEADLINE = 2.0  # seconds from the command to the new certificate being served
+MAX_REQUESTS = 5000
+REQUEST_PAUSE = 0.05  # about 15 requests a second: the client does not starve the 2 cores
+
+
+@pytest.fixture
+def engine_deployment(
+    request: pytest.FixtureRequest, nginx_image: str, example_dir: Path, tmp_path: Path
+) -> Iterator[Deployment]:
+    _backend_ready(request, "engine")
+    port = free_port()
+    env = {**store_env(tmp_path / "store"), "NGINX_PORT": str(port), "NGINX_IMAGE": nginx_image}
+    dep = Deployment("engine", f"ngr{uuid.uuid4().hex[:10]}", port, example_dir, env)
+    try:
+        yield dep
+    finally:
+        if dep.leftovers():
+            dep.force_cleanup()
+
+
+def test_nginx_key_and_certificate_rotate_in_place_without_a_failed_request(
+    engine_deployment: Deployment, example_dir: Path
+) -> None:
+    """Issue 11: a new site key and certificate from the same CA, while a client makes HTTPS
+    requests in a bounded loop: no failed request, the new certificate is served within 2 s
+    of the command, the container is the same one (nginx reloads on SIGHUP)."""
+    dep = engine_deployment
+    dep.ok("stack", "deploy", "-c", "compose.yaml", dep.stack)
+    context = ca_context(example_dir / "root-ca.crt")
+    wait_for(f"https://localhost:{dep.port}/", lambda: _serves(dep.port, context), SERVE_TIMEOUT)
+    (container,) = dep.containers()
+    container_id = docker_ok("inspect", "-f", "{{.Id}}", container).strip()
+    old_der = _der(example_dir / "site.crt")
+
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "gen-certs.py"), "--dir", str(example_dir), "--new-site"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    new_der = _der(example_dir / "site.crt")
+    assert new_der != old_der
+
+    seen: list[tuple[float, bytes]] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        for _ in range(MAX_REQUESTS):
+            if stop.is_set():
+                return
+            try:
+                answer = https_get(dep.port, context)
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(f"{time.monotonic():.3f} {type(exc).__name__}: {exc}")
+                continue
+            if answer.status != 200:
+                failures.append(f"HTTP {answer.status}")
+            seen.append((time.monotonic(), answer.peer_der))
+            time.sleep(REQUEST_PAUSE)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(0.5)  # requests are being answered with the old pair
+        started = time.monotonic()
+        out = dep.ok("stack", "deploy", "-c", "compose.yaml", dep.stack)
+        finished = time.monotonic()
+        wait_for("the new certificate", lambda: any(d == new_der for _, d in seen), 10)
+        time.sleep(0.5)  # and a little more traffic after it
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert failures == [], f"{len(failures)} failed requests: {failures[:3]}"
+    assert "1 rotated" in out, out
+    assert {d for _, d in seen} <= {old_der, new_der}
+    assert any(d == old_der for t, d in seen if t < started), "no request before the rotation"
+    first_new = min(t for t, d in seen if d == new_der)
+    assert first_new - started <= ROTATION_DEADLINE, (
+        f"the new certificate was served {first_new - started:.2f} s after the command "
+        f"(the command took {finished - started:.2f} s)"
+    )
+    assert all(d == new_der for t, d in seen if t > finished + 1.0), "old certificate after"
+    assert docker_ok("inspect", "-f", "{{.Id}}", container).strip() == container_id
+    rows = json.loads(dep.ok("stack", "ps", dep.stack, "--format", "json"))
+    versions = rows[0]["SecretVersions"]
+    assert f"{dep.stack}_site.key@2" in versions and f"{dep.stack}_site.crt@2" in versions
+    # the new key is what nginx's master reads: root, 0400, through the symlink
+    out = docker_ok("exec", container, "stat", "-L", "-c", "%a %u %g", "/run/secrets/site.key")
+    assert out.split() == ["400", "0", "0"]
+    dep.ok("stack", "rm", dep.stack)
+    wait_for(f"nothing of {dep.stack} left", lambda: not dep.leftovers(), GONE_TIMEOUT)
+
+
+def _serves(port: int, context: ssl.SSLContext) -> bool:
+    try:
+        return https_get(port, context).status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _der(path: Path) -> bytes:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    return cert.public_bytes(serialization.Encoding.DER)

@@ -1,5 +1,6 @@
 """Unit-test configuration: every test gets its own HOME, so that nothing a store writes
-beside its default key (high-water marks, default key files) lands in the real home."""
+beside its default key (per-store key files, unlock pins, high-water marks) lands in the real
+home."""
 
 from __future__ import annotations
 

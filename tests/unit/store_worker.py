@@ -29,6 +29,8 @@ from composesecrets.store import (
 #: A cheap passphrase KDF so tests stay fast (the default is 64 MiB / 3 passes).
 FAST_KDF = Argon2Params(memory_kib=256, iterations=1, lanes=1)
 WORKER_RETENTION = 1000
+#: A passphrase long enough for the 12-character minimum.
+PASSPHRASE = "correct horse battery"
 
 
 def expected_value(name: str, version: int) -> bytes:

@@ -27,7 +27,7 @@ ERRORS = {
     "secret-name", "target-empty", "target-dotdot", "target-duplicate", "uid-not-numeric",
     "gid-not-numeric", "mode-range",
     "mode-decimal", "mode-interpolated", "mode-not-integer", "interpolation-bare-dollar",
-    "missing-source",
+    "missing-source", "rotate-label",
 }  # fmt: skip
 MARKER = "# <- here"
 

@@ -122,7 +122,9 @@ def test_store_with_a_missing_environment_key_fails(clean: Path) -> None:
 
 
 def test_passphrase_store_is_not_prompted_for(clean: Path) -> None:
-    with Store.open(clean / "store", unlock=PassphraseUnlock("pw", kdf=FAST_KDF)) as store:
+    with Store.open(
+        clean / "store", unlock=PassphraseUnlock("correct horse battery", kdf=FAST_KDF)
+    ) as store:
         store.create("a", b"x")
     result = run_main(["doctor", "--json"], stdin="")
     checks = {c["Check"]: c for c in json.loads(result.stdout)}

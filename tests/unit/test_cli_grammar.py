@@ -366,7 +366,7 @@ def test_completion_never_prompts_for_a_passphrase(
     monkeypatch.delenv("COMPOSESECRETS_PASSPHRASE", raising=False)
     monkeypatch.setenv("COMPOSESECRETS_HOME", str(tmp_path / "store"))
     with Store.open(
-        tmp_path / "store", unlock=PassphraseUnlock("correct horse", kdf=FAST_KDF)
+        tmp_path / "store", unlock=PassphraseUnlock("correct horse battery", kdf=FAST_KDF)
     ) as store:
         store.create("locked_name", b"x")
     # names need no key: listed without asking; values are never touched
@@ -427,13 +427,15 @@ def test_deploy_unlocks_before_any_progress(
     home: Path, engine: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("COMPOSESECRETS_KEY")
-    with Store.open(home / "store", unlock=PassphraseUnlock("pw", kdf=FAST_KDF)) as store:
+    with Store.open(
+        home / "store", unlock=PassphraseUnlock("correct horse battery", kdf=FAST_KDF)
+    ) as store:
         store.create("other", b"x")
     result = run(["stack", "deploy", "shop"])  # no terminal, no passphrase: refused
     assert result.code == 3, result
     assert "passphrase" in result.stderr
     assert "importing secret" not in result.stderr  # a prompt would not be drawn over
-    monkeypatch.setenv("COMPOSESECRETS_PASSPHRASE", "pw")
+    monkeypatch.setenv("COMPOSESECRETS_PASSPHRASE", "correct horse battery")
     deployed = run(["stack", "deploy", "shop"])
     assert deployed.code == 0, deployed
     assert deployed.stderr.index("importing secret shop_pw") < deployed.stderr.index("creating")

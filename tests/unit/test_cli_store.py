@@ -583,7 +583,7 @@ def _switch_to_passphrase(cli: Cli) -> None:
     assert changed.code == 0, changed
     assert changed.stdout.startswith("unlock method: passphrase")
     assert PASSPHRASE not in changed.stdout + changed.stderr
-    assert "no longer used by this store" in changed.stderr  # the old key file
+    assert "no longer opens this store's new data" in changed.stderr  # the old key file
     status = cli("store", "status", "--format", "json").json()
     assert status["UnlockMethod"] == "passphrase"
     assert status["KDF"].startswith(("argon2id", "scrypt"))
@@ -641,7 +641,9 @@ def test_rotate_key_keeps_values_readable(cli: Cli) -> None:
 
     rotated = cli("store", "rotate-key")
     assert rotated.code == 0, rotated
-    assert rotated.stdout.splitlines()[0] == "unlock method: keyfile; 3 data keys re-wrapped"
+    assert rotated.stdout.splitlines()[0] == (
+        "unlock method: keyfile; 3 data keys re-wrapped (key generation 2)"
+    )
     new_key = cli.key_file.read_text().strip()
     assert new_key != old_key and len(base64.b64decode(new_key)) == 32
     assert stat.S_IMODE(cli.key_file.stat().st_mode) == 0o600

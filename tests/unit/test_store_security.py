@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_worker import FAST_KDF, open_keyfile_store, open_passphrase_store
+from store_worker import FAST_KDF, PASSPHRASE, open_keyfile_store, open_passphrase_store
 
 from composesecrets.errors import (
     InputError,
@@ -299,7 +299,7 @@ def test_wrong_key_file_leaves_store_unchanged(layout: dict[str, Path], tmp_path
 
 
 def test_wrong_passphrase_leaves_store_unchanged(tmp_path: Path) -> None:
-    with open_passphrase_store(tmp_path / "s", "correct horse") as s:
+    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         s.create("a", b"value")
     before = file_hashes(tmp_path / "s")
     with open_passphrase_store(tmp_path / "s", "wrong horse") as s:
@@ -308,7 +308,7 @@ def test_wrong_passphrase_leaves_store_unchanged(tmp_path: Path) -> None:
         with pytest.raises(StoreLockedError):
             s.rotate("a", b"new")
     assert file_hashes(tmp_path / "s") == before
-    with open_passphrase_store(tmp_path / "s", "correct horse") as s:
+    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         assert s.get("a") == b"value"
 
 
@@ -317,12 +317,12 @@ def test_passphrase_from_environment_and_prompt(tmp_path: Path) -> None:
 
     def prompt(new: bool) -> str:
         prompts.append(new)
-        return "pw"
+        return PASSPHRASE
 
     with Store.open(tmp_path / "s", unlock=PassphraseUnlock(prompt, kdf=FAST_KDF), environ={}) as s:
         s.create("a", b"v")
     assert prompts == [True]
-    env = {"COMPOSESECRETS_PASSPHRASE": "pw"}
+    env = {"COMPOSESECRETS_PASSPHRASE": PASSPHRASE}
     with Store.open(tmp_path / "s", environ=env) as s:
         assert s.get("a") == b"v"
     with Store.open(tmp_path / "s", unlock=AutoUnlock(prompt=prompt), environ={}) as s:
@@ -393,12 +393,12 @@ def test_one_key_derivation_per_open(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real(passphrase, spec)
 
     monkeypatch.setattr(keys, "derive_kek", counting)
-    with open_passphrase_store(tmp_path / "s", "pw") as s:
+    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         s.create("a", b"1")
         s.create("b", b"1")
     assert len(calls) == 1
     calls.clear()
-    with open_passphrase_store(tmp_path / "s", "pw") as s:
+    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         s.list_secrets()
         s.inspect("a")
         s.status()
@@ -422,7 +422,7 @@ def test_default_kdf_is_strong() -> None:
     assert len(base64.b64decode(spec["salt"])) == 16
     assert keys.new_kdf_spec(None)["salt"] != spec["salt"]
     scrypt = keys.new_kdf_spec(keys.ScryptParams(log2_n=10))
-    assert len(keys.derive_kek("pw", scrypt)) == 32
+    assert len(keys.derive_kek(PASSPHRASE, scrypt)) == 32
 
 
 # --------------------------------------------------------------------------- permissions
@@ -479,7 +479,7 @@ def test_rotate_key_with_key_file(layout: dict[str, Path], tmp_path: Path) -> No
         shutil.copy(layout["key"], old_key)
         change = s.rotate_key()
         assert (change.method, change.generation, change.versions_rewrapped) == ("keyfile", 2, 3)
-        assert change.generated_key is None and change.key_file == layout["key"]
+        assert change.key_file == layout["key"] and change.kept_key_file is not None
         assert s.get("a@1") == b"alpha" and s.get("b") == b"beta"
         assert s.inspect("a").versions[0].digest != digest_before
     assert _column(layout["store"], "a", 1, "dek_wrapped") != wrapped_before
@@ -511,12 +511,12 @@ def test_interrupted_key_file_rotation_recovers(layout: dict[str, Path], tmp_pat
 
 def test_rotate_key_with_env_key(tmp_path: Path) -> None:
     old_key = base64.b64encode(os.urandom(32)).decode()
-    with Store.open(tmp_path / "s", unlock=EnvKeyUnlock(old_key), environ={}) as s:
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    env = {"COMPOSESECRETS_NEW_KEY": new_key}
+    with Store.open(tmp_path / "s", unlock=EnvKeyUnlock(old_key), environ=env) as s:
         s.create("a", b"alpha")
         change = s.rotate_key()
-        assert change.method == "env" and change.generated_key
-        assert change.generated_key not in repr(change)
-        new_key = change.generated_key
+        assert change.method == "env" and new_key not in repr(change)
     with (
         Store.open(tmp_path / "s", unlock=EnvKeyUnlock(old_key), environ={}) as s,
         pytest.raises(StoreLockedError),
@@ -527,13 +527,13 @@ def test_rotate_key_with_env_key(tmp_path: Path) -> None:
 
 
 def test_rotate_key_with_passphrase(tmp_path: Path) -> None:
-    with open_passphrase_store(tmp_path / "s", "pw") as s:
+    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         s.create("a", b"alpha")
         before = _column(tmp_path / "s", "a", 1, "dek_wrapped")
         assert s.rotate_key().method == "passphrase"
         assert s.get("a") == b"alpha"
     assert _column(tmp_path / "s", "a", 1, "dek_wrapped") != before
-    with open_passphrase_store(tmp_path / "s", "pw") as s:
+    with open_passphrase_store(tmp_path / "s", PASSPHRASE) as s:
         assert s.get("a") == b"alpha" and s.verify().ok
 
 
@@ -557,19 +557,19 @@ def test_change_unlock_keyfile_passphrase_env(layout: dict[str, Path]) -> None:
     with open_keyfile_store(layout["store"], layout["key"]) as s:
         s.create("a", b"alpha")
         wrapped = _column(layout["store"], "a", 1, "dek_wrapped")
-        change = s.change_unlock(PassphraseUnlock("pw", kdf=FAST_KDF))
+        change = s.change_unlock(PassphraseUnlock(PASSPHRASE, kdf=FAST_KDF))
         assert change.method == "passphrase" and change.old_key_file == layout["key"]
         assert s.get("a") == b"alpha"
-    assert _column(layout["store"], "a", 1, "dek_wrapped") == wrapped  # data untouched
+    assert _column(layout["store"], "a", 1, "dek_wrapped") != wrapped  # a new root key
     with open_keyfile_store(layout["store"], layout["key"]) as s, pytest.raises(StoreLockedError):
         s.get("a")
-    with open_passphrase_store(layout["store"], "pw") as s:
+    with open_passphrase_store(layout["store"], PASSPHRASE) as s:
         assert s.get("a") == b"alpha"
         assert s.status().unlock_method == "passphrase"
-        change = s.change_unlock(EnvKeyUnlock())  # COMPOSESECRETS_KEY unset: one is generated
-        assert change.method == "env" and change.generated_key
-        env_key = change.generated_key
-    with open_passphrase_store(layout["store"], "pw") as s, pytest.raises(StoreLockedError):
+        env_key = base64.b64encode(os.urandom(32)).decode()
+        change = s.change_unlock(EnvKeyUnlock(env_key))
+        assert change.method == "env"
+    with open_passphrase_store(layout["store"], PASSPHRASE) as s, pytest.raises(StoreLockedError):
         s.get("a")
     with Store.open(layout["store"], environ={"COMPOSESECRETS_KEY": env_key}) as s:
         assert s.get("a") == b"alpha"
@@ -580,9 +580,9 @@ def test_change_unlock_keyfile_passphrase_env(layout: dict[str, Path]) -> None:
         assert s.get("a") == b"alpha" and s.verify().ok
         actions = [e.detail for e in s.audit(action="change-unlock")]
         assert actions == [
-            "from=keyfile to=passphrase",
-            "from=passphrase to=env",
-            "from=env to=keyfile",
+            "from=keyfile to=passphrase generation=2 versions=1",
+            "from=passphrase to=env generation=3 versions=1",
+            "from=env to=keyfile generation=4 versions=1",
         ]
     with (
         Store.open(layout["store"], environ={"COMPOSESECRETS_KEY": env_key}) as s,
@@ -612,8 +612,8 @@ def test_other_passphrase_handle_follows_without_deriving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with (
-        open_passphrase_store(tmp_path / "s", "pw") as first,
-        open_passphrase_store(tmp_path / "s", "pw") as second,
+        open_passphrase_store(tmp_path / "s", PASSPHRASE) as first,
+        open_passphrase_store(tmp_path / "s", PASSPHRASE) as second,
     ):
         first.create("a", b"alpha")
         assert second.get("a") == b"alpha"

@@ -33,11 +33,12 @@ from composesecrets.backends.docker_api import (
     deploy_failed,
     docker,
     is_local_daemon,
+    list_containers,
     parallel,
     reason,
     translated,
 )
-from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.engine import inplace, tmpfs
 from composesecrets.backends.engine.plan import EnginePlan, Replica, diff, make_plan
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
@@ -53,6 +54,7 @@ from composesecrets.docker_rules import (
     LABEL_STACK,
     LABEL_STOP,
     LABEL_TARGETS,
+    LABEL_VERSIONS,
 )
 from composesecrets.errors import (
     BackendError,
@@ -85,14 +87,14 @@ class EngineBackend(LazyClient):
     # ------------------------------------------------------------------ queries
     def _stack_containers(self, stack: str) -> list[Any]:
         with translated(f"listing containers of stack {stack}"):
-            found: list[Any] = self.client.containers.list(
-                all=True, filters={"label": f"{LABEL_STACK}={stack}"}
-            )
-        return found
+            return list_containers(self.client, {"label": f"{LABEL_STACK}={stack}"})
 
     def containers(self, stack: str) -> list[ContainerInfo]:
         out = []
-        for c in self._stack_containers(stack):
+        found = self._stack_containers(stack)
+        in_place = any(inplace.in_place_service(c.labels or {}) for c in found)
+        root = tmpfs.runtime_root() if in_place else None
+        for c in found:
             labels = c.labels or {}
             out.append(
                 ContainerInfo(
@@ -102,6 +104,7 @@ class EngineBackend(LazyClient):
                     state=c.status,
                     secrets=tuple(json.loads(labels.get(LABEL_TARGETS, "[]"))),
                     id=c.id,
+                    versions=inplace.versions_of(c, self._dir_of(c, root)),
                 )
             )
         return sorted(out, key=lambda i: i.name)
@@ -146,10 +149,10 @@ class EngineBackend(LazyClient):
             except sdk.errors.APIError as exc:
                 raise BackendError(f'service "{service}": image {image}: {reason(exc)}') from None
         with translated("checking names on the engine"):
+            by_name = {c.name: c for c in list_containers(client, None)}  # one call for all names
             for want in plan.replicas():
-                try:
-                    other = client.containers.get(want.name)
-                except sdk.errors.NotFound:
+                other = by_name.get(want.name)
+                if other is None:
                     continue
                 owner = (other.labels or {}).get(LABEL_STACK)
                 if owner != request.stack:
@@ -191,13 +194,16 @@ class EngineBackend(LazyClient):
         plan = self._own(plan)
         found = self._stack_containers(plan.request.stack)
         hashes = {c.name: (c.labels or {}).get(LABEL_HASH, "") for c in found}
+        in_place = [c for c in found if inplace.in_place_service(c.labels or {})]
+        root = tmpfs.runtime_root() if in_place else None
+        live = {c.name: inplace.versions_of(c, self._dir_of(c, root)) for c in in_place}
         with translated("listing networks"):
             present = {
                 net.name
                 for net in plan.networks.values()
                 if any(n.name == net.name for n in self.client.networks.list(names=[net.name]))
             }
-        return diff(plan, hashes, present)
+        return diff(plan, hashes, present, live)
 
     def deploy(self, plan: Plan, progress: Progress) -> DeployResult:
         plan = self._own(plan)
@@ -216,7 +222,9 @@ class EngineBackend(LazyClient):
             created: list[str] = []
             recreated: list[str] = []
             unchanged: list[str] = []
-            outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged}
+            rotated: list[str] = []
+            outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged,
+                        "rotated": rotated}  # fmt: skip
             for level in plan.levels:
                 # services of a level in parallel; the replicas of one service one at a time,
                 # so that a replacement is running before the next old replica stops
@@ -247,6 +255,7 @@ class EngineBackend(LazyClient):
             tuple(unchanged),
             tuple(removed),
             tuple(networks_created),
+            rotated=tuple(rotated),
         )
 
     def _networks(self, plan: EnginePlan, run: _Run, progress: Progress) -> list[str]:
@@ -313,16 +322,23 @@ class EngineBackend(LazyClient):
         run: _Run,
         progress: Progress,
     ) -> str:
-        """Bring one replica to the wanted state: 'created', 'recreated' or 'unchanged'."""
+        """Bring one replica to the wanted state: 'created', 'recreated', 'rotated' (new
+        secret versions written in place) or 'unchanged'."""
         if current is not None and (current.labels or {}).get(LABEL_HASH) == want.config_hash:
+            directory = self._dir_of(current, root)
             if current.status != "running":
                 # e.g. after a daemon or host restart: secret files may be gone with the tmpfs
                 progress(want.name, "starting")
-                directory = self._dir_of(current, root)
                 if directory is not None:
-                    tmpfs.write_container_files(directory, want.secrets.files)
+                    inplace.write_files(directory, want)
                 with translated(f'service "{want.service.name}": starting {want.name}'):
                     current.start()
+            elif (
+                want.in_place
+                and directory is not None
+                and inplace.rotate(current, want, directory, progress)
+            ):
+                return "rotated"
             return "unchanged"
         if current is None:
             progress(want.name, "creating")
@@ -365,13 +381,19 @@ class EngineBackend(LazyClient):
         directory: Path | None = None
         if root is not None and want.secrets.files:
             directory = tmpfs.stack_directory(root, request.stack) / token
-            placed = tmpfs.write_container_files(directory, want.secrets.files)
             with run.lock:
                 run.created_dirs.append(directory)
-            mounts += [
-                docker().types.Mount(target=target, source=str(path), type="bind", read_only=True)
-                for target, path in placed.items()
-            ]
+            if want.in_place:  # one directory mount; targets are symlinks into it
+                inplace.write_files(directory, want)
+                mounts.append(inplace.mount(directory))
+            else:
+                placed = tmpfs.write_container_files(directory, want.secrets.files)
+                mounts += [
+                    docker().types.Mount(
+                        target=target, source=str(path), type="bind", read_only=True
+                    )
+                    for target, path in placed.items()
+                ]
         networks = list(spec.networks.items())
         labels = {
             **spec.labels,
@@ -383,6 +405,7 @@ class EngineBackend(LazyClient):
             LABEL_HASH: want.config_hash,
             LABEL_DIR: token,
             LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files if f.kind == SECRET]),
+            LABEL_VERSIONS: json.dumps(want.versions),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,
             LABEL_STOP: str(want.stop_timeout),
@@ -408,6 +431,8 @@ class EngineBackend(LazyClient):
         with translated(f'service "{spec.name}": connecting {name} to its networks'):
             for net_name, aliases in networks[1:]:
                 self.client.networks.get(net_name).connect(container, aliases=list(aliases))
+        if directory is not None and want.in_place:
+            inplace.install_links(container, want)
         if root is None and want.secrets.files:
             # --secret-delivery copy: extracted by the engine before the container starts
             with translated(f"copying secrets into {container.name}"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from composesecrets.backends import DeployRequest, DeployResult, Plan, ServiceSecrets
@@ -17,9 +17,15 @@ from composesecrets.backends.engine.translate import (
     EngineVolume,
     stack_specs,
 )
+from composesecrets.docker_rules import (
+    LABEL_RELOAD_SIGNAL,
+    LABEL_ROTATE,
+    ROTATE_IN_PLACE,
+    is_signal_name,
+)
 from composesecrets.errors import InvalidComposeError
 
-__all__ = ["EnginePlan", "Replica", "diff", "levels", "make_plan"]
+__all__ = ["EnginePlan", "Replica", "diff", "in_place_service", "levels", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,17 @@ class Replica:
     number: int
     config_hash: str
     secrets: ServiceSecrets
+    in_place: bool = False  # io.composesecrets.rotate: in-place (and tmpfs delivery)
+
+    @property
+    def reload_signal(self) -> str | None:
+        """The signal sent after an in-place rotation (io.composesecrets.reload-signal)."""
+        return self.service.labels.get(LABEL_RELOAD_SIGNAL) or None
+
+    @property
+    def versions(self) -> list[str]:
+        """The store versions it should hold, as ``name@version``."""
+        return [f"{name}@{version}" for name, version in self.secrets.versions]
 
     @property
     def publishes_ports(self) -> bool:
@@ -61,11 +78,13 @@ class EnginePlan(Plan):
         out = []
         for name, spec in self.services.items():
             secrets = request.secrets_of(name)
+            in_place = in_place_service(spec.labels) and request.delivery == "tmpfs"
             material = json.dumps(
                 {
                     "spec": spec.fingerprint,
                     "secrets": [[f.target, f.uid, f.gid, f.mode] for f in secrets.files],
-                    "versions": list(secrets.versions),
+                    # in-place: a new version is written into the running containers
+                    "versions": "in-place" if in_place else list(secrets.versions),
                     "delivery": request.delivery,
                 },
                 sort_keys=True,
@@ -73,9 +92,44 @@ class EnginePlan(Plan):
             config_hash = hashlib.sha256(material.encode()).hexdigest()
             for number in range(1, spec.replicas + 1):
                 out.append(
-                    Replica(f"{request.stack}_{name}_{number}", spec, number, config_hash, secrets)
+                    Replica(
+                        f"{request.stack}_{name}_{number}",
+                        spec,
+                        number,
+                        config_hash,
+                        secrets,
+                        in_place,
+                    )
                 )
         return out
+
+
+def in_place_service(labels: Mapping[str, str]) -> bool:
+    return labels.get(LABEL_ROTATE) == ROTATE_IN_PLACE
+
+
+def _rotation_labels(services: Mapping[str, EngineService], delivery: str) -> list[str]:
+    """Refuses wrong rotation labels; warns when copy delivery cannot rotate in place."""
+    warnings = []
+    for name, spec in services.items():
+        mode = spec.labels.get(LABEL_ROTATE)
+        if mode is not None and mode != ROTATE_IN_PLACE:
+            raise InvalidComposeError(
+                f'service "{name}": label {LABEL_ROTATE}: "{mode}" is not known '
+                f'(the one value is "{ROTATE_IN_PLACE}")'
+            )
+        signal = spec.labels.get(LABEL_RELOAD_SIGNAL)
+        if signal is not None and not is_signal_name(signal):
+            raise InvalidComposeError(
+                f'service "{name}": label {LABEL_RELOAD_SIGNAL}: "{signal}" is not a signal '
+                "(e.g. SIGHUP, SIGUSR1)"
+            )
+        if mode is not None and delivery != "tmpfs":
+            warnings.append(
+                f'service "{name}": {LABEL_ROTATE}: {mode} needs --secret-delivery tmpfs; '
+                "with copy delivery a new secret version recreates its containers"
+            )
+    return warnings
 
 
 def make_plan(request: DeployRequest) -> EnginePlan:
@@ -83,6 +137,7 @@ def make_plan(request: DeployRequest) -> EnginePlan:
     warnings = [w for spec in services.values() for w in spec.warnings]
     warnings += [w for net in networks.values() for w in net.warnings]
     warnings += [w for vol in volumes.values() for w in vol.warnings]
+    warnings += _rotation_labels(services, request.delivery)
     return EnginePlan(
         request=request,
         warnings=tuple(warnings),
@@ -110,17 +165,30 @@ def levels(services: Mapping[str, EngineService]) -> tuple[frozenset[str], ...]:
     return tuple(out)
 
 
-def diff(plan: EnginePlan, hashes: Mapping[str, str], networks: set[str]) -> DeployResult:
+def diff(
+    plan: EnginePlan,
+    hashes: Mapping[str, str],
+    networks: set[str],
+    live: Mapping[str, Sequence[str]] | None = None,
+) -> DeployResult:
     """What a deploy of ``plan`` would do to a stack whose containers have the configuration
-    ``hashes`` (by container name) and whose engine has the ``networks`` (names)."""
+    ``hashes`` (by container name), hold the secret versions ``live`` (``name@version``, for
+    in-place rotation) and whose engine has the ``networks`` (names)."""
     existing = {name: h for name, h in hashes.items() if not name.endswith("-next")}
-    out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": []}
+    out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": [], "rotated": []}
     desired = plan.replicas()
     for want in desired:
         current = existing.get(want.name)
         state = "created" if current is None else "unchanged"
         if current is not None and current != want.config_hash:
             state = "recreated"
+        elif (
+            state == "unchanged"
+            and want.in_place
+            and live is not None
+            and list(live.get(want.name, ())) != want.versions
+        ):
+            state = "rotated"
         out[state].append(want.name)
     keep = {d.name for d in desired}
     return DeployResult(
@@ -130,4 +198,5 @@ def diff(plan: EnginePlan, hashes: Mapping[str, str], networks: set[str]) -> Dep
         tuple(out["unchanged"]),
         tuple(sorted(n for n in existing if n not in keep)),
         tuple(n.name for n in plan.networks.values() if not n.external and n.name not in networks),
+        rotated=tuple(out["rotated"]),
     )

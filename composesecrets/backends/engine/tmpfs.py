@@ -100,6 +100,22 @@ def file_name(index: int, source: str) -> str:
     return f"{index:02d}-{_SAFE.sub('_', source)[:60]}"
 
 
+def write_file(path: Path, item: SecretFile) -> None:
+    """Create ``path`` (never an existing one) holding the value, with uid/gid/mode set on
+    the descriptor before anyone else can open it (created 0600, owner root)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        view = memoryview(item.value)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fchown(fd, item.uid, item.gid)
+        os.fchmod(fd, item.mode)
+    finally:
+        os.close(fd)
+
+
 def write_container_files(directory: Path, files: Iterable[SecretFile]) -> dict[str, Path]:
     """(Re)write a container's secret directory; returns target -> host file path."""
     if directory.exists():
@@ -112,17 +128,7 @@ def write_container_files(directory: Path, files: Iterable[SecretFile]) -> dict[
     try:
         for index, item in enumerate(files):
             path = directory / file_name(index, item.source)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(path, flags, 0o600)
-            try:
-                view = memoryview(item.value)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fchown(fd, item.uid, item.gid)
-                os.fchmod(fd, item.mode)
-            finally:
-                os.close(fd)
+            write_file(path, item)
             placed[item.target] = path
     except OSError as exc:
         remove_directory(directory)

@@ -2,7 +2,7 @@
 
 ``FakeDocker()`` is passed where a backend takes its client (``EngineBackend(FakeDocker())``,
 ``SwarmBackend(FakeDocker(swarm=True))``), so that the real backend code runs in unit tests:
-containers (create/start/stop/rename/remove/reload/put_archive), networks, volumes, images,
+containers (create/start/stop/kill/rename/remove/reload/put_archive), networks, volumes, images,
 and the low-level ``client.api`` calls of the Swarm backend (services, tasks, secrets,
 configs, networks, containers, info). Errors are the SDK's own classes (``docker.errors.NotFound``,
 ``APIError`` with the engine's explanation, ``ImageNotFound``).
@@ -122,6 +122,12 @@ class FakeContainer:
         self.archives.append(bytes(data))
         return True
 
+    def kill(self, signal: str | int | None = None) -> None:
+        self._check("container.kill")
+        if self.status != "running":
+            raise api_error(f"Cannot kill container: {self.name}: is not running", 409)
+        self.engine.signals.append((self.name, signal))
+
 
 class FakeNetwork:
     def __init__(self, engine: FakeDocker, name: str, driver: str, labels: dict[str, str],
@@ -152,13 +158,18 @@ class _Containers:
     def __init__(self, engine: FakeDocker) -> None:
         self.engine = engine
 
-    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None) -> list[Any]:
+    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None,
+             sparse: bool = False, ignore_removed: bool = False) -> list[Any]:  # fmt: skip
+        self.engine.lists += 1
         found = [c for c in self.engine.containers_by_id.values() if all or c.status == "running"]
         if filters and "label" in filters:
             found = [c for c in found if _label_match(c.labels, filters["label"])]
+        if not sparse:  # the SDK then inspects each container: one call per container
+            self.engine.gets += len(found)
         return found
 
     def get(self, name: str) -> FakeContainer:
+        self.engine.gets += 1
         found = self.engine.find_container(name)
         if found is None:
             raise api_error(f"No such container: {name}", 404)
@@ -436,6 +447,9 @@ class FakeDocker:
     config_store: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_data: dict[str, bytes] = field(default_factory=dict)
     stop_timeouts: dict[str, int] = field(default_factory=dict)
+    signals: list[tuple[str, str | int | None]] = field(default_factory=list)  # kill calls
+    lists: int = 0  # containers.list calls
+    gets: int = 0  # containers.get calls
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
