@@ -11,6 +11,7 @@
 #   make nginx-certs      root CA, site key and certificate for examples/nginx-tls (gitignored)
 #   make demo             the README's main job: validate, deploy examples/nginx-tls over HTTPS,
 #                         show its secrets, tear down
+#   make install-systemd  boot hook (root): `composesecrets stack restore --all` after docker
 #   make clean            remove caches and build output (keeps .venv; `make distclean` drops it)
 
 SHELL := /bin/bash
@@ -33,6 +34,7 @@ export COMPOSESECRETS_REQUIRE_ENGINE
 endif
 
 .PHONY: venv engine server-images test unit lint bench demo example-secrets nginx-certs clean \
+	install-systemd \
 	distclean
 
 venv: $(STAMP)
@@ -80,6 +82,9 @@ nginx-certs: venv
 # modes, then tear everything down (scripts/demo.sh prints each step).
 demo: venv engine example-secrets
 	scripts/demo.sh
+
+install-systemd: venv
+	$(VENV)/bin/composesecrets stack restore --install-systemd
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist bench/out

@@ -12,6 +12,8 @@ with uid/gid 1000 and mode 0440), no published ports (no ingress routing mesh he
 * ``docker stack deploy --resolve-image never`` until every task's container runs, then
   ``docker stack rm`` until no service, container, network or secret of the stack is left
   (skipped, with a line saying why, when this node is not a swarm manager);
+* ``composesecrets stack deploy --backend swarm`` and ``stack rm`` the same way as docker
+  stack (skipped with ``--no-swarm`` or on a non-manager);
 * the floor: the same N containers (image, command, labels, one bridge network) created and
   started with the docker SDK from a thread pool, then stopped (1 s grace) and removed the
   same way. The floor mounts no secrets; its teardown is reported for scale, with no goal.
@@ -54,9 +56,11 @@ WAIT_TIMEOUT_S = 300.0
 POLL_S = 0.1
 
 GOAL_DEPLOY_VS_DOCKER = 0.6
-GOAL_DEPLOY_VS_FLOOR = 1.2
+GOAL_DEPLOY_VS_FLOOR = 1.1
 GOAL_RM_VS_DOCKER = 0.35
-GOAL_REDEPLOY_S = 1.5
+GOAL_REDEPLOY_S = 1.0
+GOAL_SWARM_DEPLOY_VS_DOCKER = 0.9
+GOAL_SWARM_RM_VS_DOCKER = 0.7
 
 
 class BenchFailed(Exception):
@@ -201,9 +205,24 @@ def bench_ours(
         subprocess.run([*ours, "stack", "rm", "-q", stack], env=env, capture_output=True)
 
 
-def bench_docker(client: Any, docker: str, compose: Path, services: int) -> dict[str, float]:
-    stack = f"csbenchdk{uuid.uuid4().hex[:8]}"
+def bench_docker(
+    client: Any,
+    docker: str,
+    compose: Path,
+    services: int,
+    ours: tuple[list[str], dict[str, str]] | None = None,
+) -> dict[str, float]:
+    """``docker stack deploy``/``rm``; with ``ours`` (command, environment): the same with
+    ``composesecrets stack deploy --backend swarm``/``stack rm``."""
+    stack = f"csbench{'sw' if ours else 'dk'}{uuid.uuid4().hex[:8]}"
     label = f"{SWARM_LABEL}={stack}"
+    env = ours[1] if ours else None
+    if ours:
+        deploy = [*ours[0], "stack", "deploy", "-q", "--backend", "swarm", "-c", str(compose)]
+        remove = [*ours[0], "stack", "rm", "-q"]
+    else:
+        deploy = [docker, "stack", "deploy", "--resolve-image", "never", "-c", str(compose)]
+        remove = [docker, "stack", "rm"]
 
     def gone() -> bool:
         return (
@@ -216,8 +235,7 @@ def bench_docker(client: Any, docker: str, compose: Path, services: int) -> dict
     result: dict[str, float] = {}
     try:
         start = time.perf_counter()
-        deploy = [docker, "stack", "deploy", "--resolve-image", "never", "-c", str(compose)]
-        _run([*deploy, stack], cwd=compose.parent)
+        _run([*deploy, stack], env, cwd=compose.parent)
         result["deploy_returned"] = time.perf_counter() - start
         _wait(
             f"{services} running task containers of {stack}",
@@ -226,13 +244,13 @@ def bench_docker(client: Any, docker: str, compose: Path, services: int) -> dict
         result["deploy"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        _run([docker, "stack", "rm", stack])
+        _run([*remove, stack], env)
         result["rm_returned"] = time.perf_counter() - start
         _wait(f"the removal of {stack}", gone)
         result["rm"] = time.perf_counter() - start
         return result
     finally:
-        subprocess.run([docker, "stack", "rm", stack], capture_output=True)
+        subprocess.run([*remove, stack], env=env, capture_output=True)
         try:
             _wait(f"the removal of {stack}", gone)
         except BenchFailed as exc:
@@ -326,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redeploys", type=int, default=3, help="unchanged redeploys to time")
     parser.add_argument("--workers", type=int, default=16, help="SDK floor thread pool size")
     parser.add_argument("--docker", default="docker", help="docker CLI for docker stack")
+    parser.add_argument(
+        "--no-swarm", action="store_true", help="skip composesecrets --backend swarm"
+    )
     args = parser.parse_args(argv)
     services = args.services or (10 if args.quick else 50)
 
@@ -349,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     ours: dict[str, Any] | None = None
     theirs: dict[str, float] | None = None
     floor: dict[str, float] | None = None
+    swarm: dict[str, float] | None = None
     with tempfile.TemporaryDirectory(prefix="cs-bench-deploy-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o700)
@@ -390,6 +412,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  docker stack FAILED: {exc}")
                 failed = True
 
+        if not reason and not args.no_swarm:
+            try:
+                swarm = bench_docker(client, args.docker, compose, services, (_ours(), env))
+            except BenchFailed as exc:
+                print(f"  composesecrets --backend swarm FAILED: {exc}")
+                failed = True
+
         try:
             floor = bench_floor(client, services, args.workers)
         except Exception as exc:  # docker SDK errors
@@ -407,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  {'docker stack (swarm)':<34} {theirs['deploy']:7.2f}s"
             f" {theirs['deploy_returned']:7.2f}s {theirs['rm']:8.2f}s"
             f" {theirs['rm_returned']:7.2f}s"
+        )
+    if swarm:
+        print(
+            f"  {'composesecrets --backend swarm':<34} {swarm['deploy']:7.2f}s"
+            f" {swarm['deploy_returned']:7.2f}s {swarm['rm']:8.2f}s"
+            f" {swarm['rm_returned']:7.2f}s"
         )
     if floor:
         print(
@@ -458,6 +493,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'same container IDs after redeploy':<34} {same}")
     else:
         print("  n/a: composesecrets did not complete")
+    if swarm:
+        deploy_docker = theirs["deploy"] if theirs else None
+        rm_docker = theirs["rm"] if theirs else None
+        print(_ratio_line("swarm backend deploy vs docker", swarm["deploy"], deploy_docker,
+                          GOAL_SWARM_DEPLOY_VS_DOCKER, "docker stack"))  # fmt: skip
+        print(_ratio_line("swarm backend rm vs docker", swarm["rm"], rm_docker,
+                          GOAL_SWARM_RM_VS_DOCKER, "docker stack"))  # fmt: skip
     return 1 if failed else 0
 
 

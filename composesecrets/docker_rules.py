@@ -27,6 +27,8 @@ SECRETS_DIR = "/run/secrets"
 DEFAULT_UID = "0"
 DEFAULT_GID = "0"
 DEFAULT_MODE = 0o444
+# docker stack deploy: a service without restart_policy restarts on any exit
+DEFAULT_RESTART_CONDITION = "any"
 
 # --------------------------------------------------------------------------- labels
 # Docker's stack namespace label (docker stack ls/ps/services read it).
@@ -45,6 +47,9 @@ LABEL_BACKEND = "io.composesecrets.backend"
 LABEL_HASH = "io.composesecrets.config-hash"
 LABEL_DIR = "io.composesecrets.secret-dir"
 LABEL_TARGETS = "io.composesecrets.secrets"
+# per container, its secret files (store name, version, key, target, uid, gid, mode): what
+# `stack restore` re-creates after a reboot without a compose file
+LABEL_FILES = "io.composesecrets.secret-files"
 LABEL_REPLICAS = "io.composesecrets.replicas"
 LABEL_STOP = "io.composesecrets.stop-timeout"
 LABEL_SECRET = "io.composesecrets.secret"

@@ -185,7 +185,9 @@ def preview(
                 version = details.info.version
                 digest = next(v.digest for v in details.versions if v.version == version)
                 current = (store.get(definition.name, version, audit=False), version, digest)
-        if definition.external or definition.file is None:
+        missing = definition.file is not None and not Path(definition.file).exists()
+        if definition.external or definition.file is None or (missing and current is not None):
+            # a missing file with the value in the store: deploy uses the stored version
             if current is not None:
                 known[definition.name] = (*current, False)
             continue

@@ -13,6 +13,7 @@ secrets in use.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import os
@@ -34,9 +35,17 @@ from composesecrets.backends import (
 )
 from composesecrets.backends.unapplied import blocking
 from composesecrets.docker_rules import LABEL_STACK
-from composesecrets.errors import InvalidComposeError, NotFoundError, UnappliedKeysError
+from composesecrets.errors import (
+    ComposeSecretsError,
+    ConflictError,
+    DeployFailedError,
+    InvalidComposeError,
+    NotFoundError,
+    UnappliedKeysError,
+)
 
-if TYPE_CHECKING:  # imported where a store is opened: `stack ls` needs none (start-up)
+if TYPE_CHECKING:  # the store is imported where one is opened: `stack ls` needs none
+    from composesecrets.backends.engine.restore import RestoreResult
     from composesecrets.store import Store
 
 
@@ -83,7 +92,7 @@ def _ignore(_warning: str) -> None:
 class DeployOptions:
     files: Sequence[str] = ()
     env_file: str | Path | None = None
-    backend: str = "engine"
+    backend: str | None = None  # None: the backend the stack runs on, else engine
     delivery: str = "tmpfs"
     store_dir: Path | None = None
     store_opener: Callable[[], Store] | None = None
@@ -108,23 +117,41 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
     and whatever the backend's plan refuses, before the store or the engine change. The
     warnings (validation warnings, keys the backend does not apply) go to ``options.warn``
     before anything changes; a key that changes what runs refuses the deploy
-    (:class:`UnappliedKeysError`) unless ``options.allow_unapplied``."""
-    loaded, plan, backend, warnings = _prepare(stack, options)
-    definitions = stackfiles.used(loaded)
+    (:class:`UnappliedKeysError`) unless ``options.allow_unapplied``. Without
+    ``options.backend`` the stack's recorded backend is used (engine for a new stack); another
+    one is refused (:class:`ConflictError`) with the steps to move the stack. A ``file:``
+    whose file is missing uses the store's ``<STACK>_<key>`` (and says so)."""
+    loaded, plan, backend, warnings = _prepare(stack, options, options.backend or "engine")
     with _open_store(options) as store, stack_lock(store, stack):
+        chosen = _deploy_backend(store, stack, options.backend)
+        if chosen != backend.name:
+            loaded, plan, backend, warnings = _prepare(stack, options, chosen)
+        definitions = stackfiles.used(loaded)
         stackfiles.check_external(store, definitions)
+        stored = _stored_instead_of_missing_files(store, definitions)
         backend.preflight(plan)
+        for name, (path, version) in sorted(stored.items()):
+            note = f"note: {path} not found: using {name} version {version} from the store"
+            options.warn(note)
+            warnings.append(note)
         values: dict[str, tuple[bytes, int]] = {}
-        imported = stackfiles.import_files(store, definitions, stack, progress, values)
+        to_import = [d for d in definitions if d.name not in stored]
+        imported = stackfiles.import_files(store, to_import, stack, progress, values)
         secrets, usages = stackfiles.service_files(store, loaded, values)
         read = " ".join(f"{name}@{version}" for name, (_, version) in sorted(values.items()))
-        store.note("read", stack, f"deploy with {options.backend}: {read}")
-        result = backend.deploy(plan.with_secrets(secrets), progress)
+        store.note("read", stack, f"deploy with {backend.name}: {read}")
+        try:
+            result = backend.deploy(plan.with_secrets(secrets), progress)
+        except DeployFailedError:
+            _forget_imports(store, [(name, values[name][1]) for name in imported])
+            raise
         store.record_usage(stack, backend.name, usages)
     return StackDeployment(stack, backend.name, result, tuple(warnings), tuple(imported))
 
 
-def _prepare(stack: str, options: DeployOptions) -> tuple[model.Stack, Plan, Backend, list[str]]:
+def _prepare(
+    stack: str, options: DeployOptions, backend_name: str
+) -> tuple[model.Stack, Plan, Backend, list[str]]:
     """Load and validate strictly, plan, tell the warnings, refuse unapplied keys."""
     from composesecrets.compose.project import load_project, read_env_files
 
@@ -133,17 +160,19 @@ def _prepare(stack: str, options: DeployOptions) -> tuple[model.Stack, Plan, Bac
         env_file=options.env_file,
         stack_name=stack,
         compat=False,
-        backend="swarm" if options.backend == "swarm" else "engine",
+        backend="swarm" if backend_name == "swarm" else "engine",
         backend_checks=False,  # the plan below reports unapplied keys itself, first
     )
-    if project.errors or project.stack is None:
+    # a missing secret file is fine when the store already holds <STACK>_<key> (checked later)
+    errors = [d for d in project.errors if d.rule not in MISSING_FILE_RULES]
+    if errors or project.stack is None:
         raise InvalidComposeError(
             f"the compose file is invalid ({len(project.errors)} error(s)); nothing was deployed",
             diagnostics=project.diagnostics,
         )
     loaded = read_env_files(project.stack)
     stackfiles.check_names(loaded)
-    backend = get_backend(options.backend)
+    backend = get_backend(backend_name)
     plan = backend.plan(DeployRequest(stack, loaded, options.delivery))
     warnings = [d.text() for d in project.warnings]
     warnings += [f"warning: {w}" for w in plan.warnings]
@@ -174,7 +203,7 @@ class DryRun:
 def dry_run(stack: str, options: DeployOptions) -> DryRun:
     """Load, validate, plan and resolve secrets and configs without importing them, and
     compare with what runs: the store and the engine stay unchanged."""
-    loaded, plan, backend, warnings = _prepare(stack, options)
+    loaded, plan, backend, warnings = _prepare(stack, options, options.backend or "engine")
     definitions = stackfiles.used(loaded)
     try:
         store: Store | None = _open_store(options, create=False)
@@ -187,6 +216,78 @@ def dry_run(stack: str, options: DeployOptions) -> DryRun:
         secrets, planned = stackfiles.preview(store, loaded, definitions)
     result = backend.diff(plan.with_secrets(secrets))
     return DryRun(stack, backend.name, result, tuple(planned), tuple(warnings))
+
+
+def _forget_imports(store: Store, imported: Sequence[tuple[str, int]]) -> None:
+    """After a rolled-back deploy: remove the secrets it created, and the versions it added
+    (the version before is current again), so that the store matches what runs."""
+    for name, version in imported:
+        with contextlib.suppress(ComposeSecretsError):
+            if version == 1:
+                store.remove(name)
+            else:
+                store.drop_version(name, version)
+
+
+def _deploy_backend(store: Store, stack: str, wanted: str | None) -> str:
+    """The backend to deploy ``stack`` with: the one it runs on (recorded in the store, else
+    found on the engine), ``wanted`` for a new stack (default engine). Deploying a running
+    stack with another backend would run it twice: refused with the migration steps."""
+    records = store.usages(stack=stack)
+    current = records[0].backend if records else _found_on(stack)
+    if current is None or wanted in (None, current):
+        return wanted or current or "engine"
+    raise ConflictError(
+        f"stack {stack} runs on the {current} backend; deploying it with --backend {wanted} "
+        "would run it twice",
+        hint=f"to move it: composesecrets stack rm --keep-secrets {stack}, then "
+        f"composesecrets stack deploy --backend {wanted} -c FILE {stack} (or drop --backend "
+        f"to redeploy it on {current})",
+    )
+
+
+def _found_on(stack: str) -> str | None:
+    """The backend whose engine has objects of ``stack`` (a stack without secrets has no
+    record in the store); None when none has."""
+    from composesecrets.backends import BACKENDS
+    from composesecrets.errors import BackendError
+
+    for name in BACKENDS:
+        try:
+            if get_backend(name).containers(stack):
+                return name
+        except BackendError:
+            continue  # e.g. the swarm backend on an engine that is not a swarm manager
+    return None
+
+
+# compose check rules that report a ``file:`` source that does not exist
+MISSING_FILE_RULES = frozenset(("file-missing",))
+
+
+def _stored_instead_of_missing_files(
+    store: Store, definitions: Sequence[model.SecretDef]
+) -> dict[str, tuple[Path, int]]:
+    """Store name -> (missing file, current version) for each ``file:`` definition whose file
+    is gone but whose ``<STACK>_<key>`` the store holds; an error when neither exists."""
+    out: dict[str, tuple[Path, int]] = {}
+    unresolved = []
+    for definition in definitions:
+        if definition.external or definition.file is None or Path(definition.file).exists():
+            continue
+        try:
+            version = store.inspect(definition.name).info.version
+        except NotFoundError:
+            unresolved.append(str(definition.file))
+            continue
+        out[definition.name] = (Path(definition.file), version)
+    if unresolved:
+        raise InvalidComposeError(
+            f"file(s) {', '.join(sorted(unresolved))} do not exist and are not in the store; "
+            "nothing was deployed",
+            hint="create the file, or import the value: composesecrets secret create NAME FILE",
+        )
+    return out
 
 
 @contextlib.contextmanager
@@ -230,7 +331,8 @@ def remove(
             cleanup.enter_context(store)
             cleanup.enter_context(stack_lock(store, stack))
         records = store.usages(stack=stack) if store is not None else []
-        backend = get_backend(backend_name or (records[0].backend if records else "engine"))
+        recorded = records[0].backend if records else None
+        backend = get_backend(backend_name or recorded or _found_on(stack) or "engine")
         result = backend.remove(stack, progress)
         if store is not None:
             store.clear_usage(stack)
@@ -244,7 +346,72 @@ def remove(
                 for name in own:
                     progress(name, "removing secret")
                 store.remove_many(own)
+                result = dataclasses.replace(result, secrets=tuple(own))
     return result
+
+
+def restore(
+    names: Sequence[str],
+    *,
+    everything: bool = False,
+    store_opener: Callable[[], Store] | None = None,
+    store_dir: Path | None = None,
+    progress: Progress,
+) -> list[RestoreResult]:
+    """Re-create the secret files of engine stacks from the store (the version each container
+    was deployed with) and start the containers Docker would have restarted. Needs no
+    compose file and no secret file; idempotent. ``everything``: every engine stack this
+    store recorded (stacks without secrets need nothing: Docker restarts them itself)."""
+    from composesecrets.backends.engine.backend import EngineBackend
+    from composesecrets.backends.engine.restore import FileRecord
+
+    backend = get_backend("engine")
+    if not isinstance(backend, EngineBackend):
+        raise ConflictError("stack restore needs the engine backend")
+    from composesecrets.store import Store
+
+    opener = store_opener or (lambda: Store.open(store_dir, create=False))
+    results = []
+    with opener() as store:
+        records = store.usages()
+        on_engine = set(backend.stacks())
+        targets = list(names)
+        if everything:
+            # stacks deployed with secrets from this store (Docker restarts the others itself)
+            recorded = {r.stack for r in records if r.backend == backend.name}
+            targets += sorted(recorded - set(targets))
+        for stack in targets:
+            mine = [r for r in records if r.stack == stack]
+            if mine and mine[0].backend != backend.name:
+                progress(stack, f"skipped: runs on {mine[0].backend} (keeps its own secrets)")
+                continue
+            if stack not in on_engine:
+                if everything and stack not in names:
+                    progress(stack, "skipped: recorded in the store, not on the engine")
+                    continue
+                raise NotFoundError(f"nothing of stack {stack} is on the engine")
+            versions = {(r.service, r.secret_name): r.version for r in mine}
+
+            def version(service: str, record: FileRecord, versions: Any = versions) -> int:
+                # the store's record of the deploy, else what the container was created with
+                found: int = versions.get((service, record.name), record.version)
+                return found
+
+            def fetch(
+                wanted: set[tuple[str, int]], stack: str = stack
+            ) -> dict[tuple[str, int], bytes]:
+                values = {}
+                for n, v in sorted(wanted):
+                    with contextlib.suppress(NotFoundError):  # its containers report it
+                        values[(n, v)] = store.get(n, v, audit=False)
+                if values:
+                    read = " ".join(f"{n}@{v}" for n, v in sorted(values))
+                    store.note("read", stack, f"restore: {read}")
+                return values
+
+            with stack_lock(store, stack):
+                results.append(backend.restore(stack, fetch, version, progress))
+    return results
 
 
 def _recorded_backend(stack: str, store_opener: Callable[[], Store] | None) -> str:
@@ -307,7 +474,7 @@ def services(stack: str, store_opener: Callable[[], Store] | None = None) -> lis
 def describe(result: Any) -> str:
     """One line summing up a deploy result."""
     parts = []
-    for label in ("created", "recreated", "rotated", "unchanged", "removed"):
+    for label in ("created", "recreated", "rotated", "started", "unchanged", "removed"):
         items = getattr(result, label, ())
         if items:
             parts.append(f"{len(items)} {label}")

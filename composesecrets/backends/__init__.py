@@ -98,6 +98,7 @@ class DeployResult:
     removed: tuple[str, ...] = ()
     networks_created: tuple[str, ...] = ()
     rotated: tuple[str, ...] = ()  # new secret versions written into running containers
+    started: tuple[str, ...] = ()  # same configuration, was not running: started again
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ class RemoveResult:
     stack: str
     containers: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
+    # what could not be removed: (object, the engine's reason); everything else was
+    leftovers: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()  # store secrets removed with the stack (set by stacks)
+
+    @property
+    def found(self) -> bool:
+        """False when there was nothing of the stack (``Nothing found in stack``)."""
+        return bool(self.containers or self.networks or self.leftovers or self.secrets)
 
 
 class Backend(Protocol):

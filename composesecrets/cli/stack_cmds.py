@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +17,7 @@ from composesecrets.cli.app import (
     group,
     open_store,
     print_json,
+    store_dir,
     table,
 )
 from composesecrets.cli.completion import complete_stack
@@ -60,14 +63,15 @@ def stack_deploy(
     stack: StackArg,
     compose_file: ComposeFiles = None,
     backend: Annotated[
-        BackendName,
+        BackendName | None,
         typer.Option(
             "--backend",
             metavar="[engine|swarm]",
-            help="engine (one Docker Engine, the default) or swarm.",
+            help="engine (one Docker Engine) or swarm. Default: the backend the stack runs "
+            "on, engine for a new stack.",
             show_default=False,
         ),
-    ] = BackendName.engine,
+    ] = None,
     env_file: EnvFile = None,
     delivery: Annotated[
         DeliveryMode,
@@ -113,7 +117,7 @@ def stack_deploy(
     options = stacks.DeployOptions(
         files=compose_file or [],
         env_file=env_file,
-        backend=backend.value,
+        backend=backend.value if backend is not None else None,
         delivery=delivery.value,
         store_opener=lambda: _unlocked(open_store(ctx, create=not dry_run)),
         allow_unapplied=allow_unapplied,
@@ -181,23 +185,150 @@ def stack_rm(
 ) -> None:
     """Remove stacks: containers, networks, secret files and (by default) their own secrets."""
     from composesecrets import stacks
+    from composesecrets.errors import BackendError
 
     progress = Progress(quiet)
+    results = []
     try:
         for name in names:
-            stacks.remove(
-                name,
-                keep_secrets=keep_secrets,
-                store_opener=lambda: open_store(ctx, create=False),
-                progress=progress,
+            results.append(
+                stacks.remove(
+                    name,
+                    keep_secrets=keep_secrets,
+                    store_opener=lambda: open_store(ctx, create=False),
+                    progress=progress,
+                )
             )
     except BaseException:
         progress.close(ok=False)
         raise
+    progress.close(ok=all(not r.leftovers for r in results))
+    left: list[str] = []
+    for result in results:
+        if not result.found:
+            typer.echo(f"Nothing found in stack: {result.stack}", err=True)  # as Docker says
+            continue
+        for what, why in result.leftovers:
+            left.append(what)
+            typer.echo(f"error: stack {result.stack}: {what} was left behind: {why}", err=True)
+        if not quiet:
+            rest = " (everything else)" if result.leftovers else ""
+            typer.echo(f"stack {result.stack} removed{rest}")
+    if left:
+        raise BackendError(
+            f"{len(left)} network(s) could not be removed: {', '.join(left)}",
+            hint="see what still uses it: docker network inspect NAME; a stale endpoint of a "
+            "removed container goes with docker network disconnect -f NAME CONTAINER (or a "
+            "dockerd restart); then docker network rm NAME",
+        )
+
+
+SYSTEMD_UNIT = Path("/etc/systemd/system/composesecrets-restore.service")
+
+
+@stack_app.command("restore")
+def stack_restore(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Stacks to restore.", show_default=False)
+    ] = None,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Every engine stack deployed with secrets from this store."),
+    ] = False,
+    install_systemd: Annotated[
+        bool,
+        typer.Option(
+            "--install-systemd",
+            help=f"Install and enable {SYSTEMD_UNIT.name}: `stack restore --all` at boot, "
+            "after docker.service (needs root and a key-file store).",
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """After a reboot: re-create the secret files of engine stacks from the store (the
+    version each container was deployed with) and start the containers whose restart policy
+    says they should run. Needs no compose file and no secret file; safe to run any time."""
+    from composesecrets import stacks
+    from composesecrets.errors import BackendError, UsageError
+
+    if install_systemd:
+        _install_systemd(ctx)
+        return
+    if not names and not every:
+        raise UsageError("name the stacks to restore, or give --all")
+    progress = Progress(quiet)
+    try:
+        results = stacks.restore(
+            names or [],
+            everything=every,
+            store_opener=lambda: _unlocked(open_store(ctx, create=False)),
+            progress=progress,
+        )
+    except BaseException:
+        progress.close(ok=False)
+        raise
     progress.close()
+    problems = [p for r in results for p in r.problems]
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
     if not quiet:
-        for name in names:
-            typer.echo(f"stack {name} removed")
+        for r in results:
+            parts = [f"{len(r.started)} started", f"{len(r.running)} running"]
+            if r.stopped:
+                parts.append(f"{len(r.stopped)} left stopped")
+            typer.echo(f"stack {r.stack} restored: {', '.join(parts)}, {r.files} secret files")
+    if problems:
+        raise BackendError(f"{len(problems)} container(s) could not be restored")
+
+
+def _key_file(store: Path) -> Path:
+    """The key file that unlocks ``store`` (one per store; a legacy shared one otherwise)."""
+    from composesecrets.errors import ComposeSecretsError
+    from composesecrets.store import Store
+    from composesecrets.store.paths import default_key_file
+
+    try:
+        with Store.open(store, create=False) as opened:
+            own = default_key_file(store_id=opened.store_id)
+    except ComposeSecretsError:
+        return default_key_file()
+    return own if own.exists() else default_key_file()
+
+
+def _install_systemd(ctx: typer.Context) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    from composesecrets.errors import UsageError
+    from composesecrets.store.paths import default_store_dir
+
+    if os.geteuid() != 0:
+        raise UsageError("--install-systemd needs root (it writes to /etc/systemd/system)")
+    package = Path(__file__).resolve().parent.parent  # installed wheel, then checkout
+    candidates = [package / "contrib", package.parent / "contrib" / "systemd"]
+    template = next(d / SYSTEMD_UNIT.name for d in candidates if (d / SYSTEMD_UNIT.name).exists())
+    exe = shutil.which("composesecrets") or str(Path(sys.argv[0]).resolve())
+    store = store_dir(ctx) or default_store_dir()
+    text = (
+        template.read_text()
+        .replace("@EXE@", str(Path(exe).resolve()))
+        .replace("@STORE@", str(Path(store).resolve()))
+        .replace("@KEY_FILE@", str(_key_file(Path(store)).resolve()))
+    )
+    SYSTEMD_UNIT.write_text(text)
+    SYSTEMD_UNIT.chmod(0o644)
+    typer.echo(f"wrote {SYSTEMD_UNIT}")
+    if shutil.which("systemctl") is None:
+        typer.echo("systemctl not found: enable the unit with your init system", err=True)
+        return
+    for args in (["daemon-reload"], ["enable", SYSTEMD_UNIT.name]):
+        done = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            typer.echo(f"systemctl {' '.join(args)}: {done.stderr.strip()}", err=True)
+            return
+    typer.echo(f"enabled {SYSTEMD_UNIT.name}: `stack restore --all` runs after docker.service")
 
 
 stack_app.command(

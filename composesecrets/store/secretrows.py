@@ -248,6 +248,43 @@ class SecretTable:
 
         return self._guard.write(txn)
 
+    def drop_version(self, name: str, version: int) -> SecretInfo:
+        """Undo a :meth:`rotate` that made ``version``: delete it (it must be the current one
+        and used by no stack) and make the newest remaining version current again."""
+        store_id = self._guard.store_id
+
+        def txn(c: sqlite3.Connection, k: Keys) -> SecretInfo:
+            row = checked_by_name(c, name, self._guard.mac_key(k), store_id)
+            old = row.info()
+            if old.version != version or version < 2:
+                raise ConflictError(
+                    f"secret {old.name!r}: version {version} is not the newest of several"
+                )
+            if c.execute(
+                "SELECT 1 FROM usages WHERE secret_id = ? AND version = ?", (old.id, version)
+            ).fetchone():
+                raise ConflictError(f"secret {old.name!r}: version {version} is in use")
+            previous = c.execute(
+                "SELECT MAX(version) FROM versions WHERE secret_id = ? AND version < ?",
+                (old.id, version),
+            ).fetchone()[0]
+            if previous is None:
+                raise ConflictError(f"secret {old.name!r} keeps no version before {version}")
+            now = time.time_ns()
+            c.execute("DELETE FROM versions WHERE secret_id = ? AND version = ?", (old.id, version))
+            labels = json.dumps(row.labels, sort_keys=True)
+            c.execute(
+                "UPDATE secrets SET current = ?, updated_ns = ?, labels = ?, mac = ? WHERE id = ?",
+                (previous, now, labels, self._mac(k, old.id, old.name, labels, int(previous)),
+                 old.id),
+            )  # fmt: skip
+            audit.append(c, "drop-version", old.name, f"id={old.id} version={version} "
+                         f"current={previous}")  # fmt: skip
+            return SecretInfo(old.id, old.name, int(previous), old.labels, old.created_at,
+                              from_ns(now))  # fmt: skip
+
+        return self._guard.write(txn)
+
     def get(self, name: str, version: int | None, *, audited: bool, reason: str) -> bytes:
         base, wanted = split_ref(name, version)
         store_id = self._guard.store_id

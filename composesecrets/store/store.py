@@ -221,6 +221,11 @@ class Store:
         an ID or ID prefix); prunes old versions."""
         return self._secrets.rotate(name, value)
 
+    def drop_version(self, name: str, version: int) -> SecretInfo:
+        """Undo the rotation that made ``version`` (the current one, used by no stack): it is
+        deleted and the version before it is current again (a rolled-back deploy)."""
+        return self._secrets.drop_version(name, version)
+
     def get(
         self,
         name: str,

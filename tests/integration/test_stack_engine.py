@@ -552,6 +552,7 @@ def test_stack_rm_twice(docker_client: Any, stacks: Stacks) -> None:
     assert tmpfs_leftovers(name) == []
     again = tool.run("stack", "rm", name)
     assert again.returncode == 0, again.describe()
+    assert f"Nothing found in stack: {name}" in again.stderr  # as Docker says
     assert engine_leftovers(name) == []
 
 

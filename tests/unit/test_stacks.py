@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from unit.backends.fake_docker import FakeContainer, FakeDocker
@@ -16,6 +17,7 @@ from composesecrets.backends.engine import tmpfs
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.errors import (
     BackendError,
+    ComposeSecretsError,
     ConflictError,
     DeployFailedError,
     InvalidComposeError,
@@ -155,6 +157,28 @@ def test_changed_secret_file_is_a_new_version_and_recreates_its_users(
         assert store.inspect("shop_db_password").info.version == 2
         assert {u.version for u in store.usages(secret="shop_db_password")} == {2}
     assert [f[-1] for f in delivered(fake, "shop_worker_2")] == [b"CANARY-db-v2"]
+
+
+def test_redeploy_without_the_plaintext_file_uses_the_stored_version(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").unlink()  # what the security model recommends
+    again = stacks.deploy("shop", options(project), progress)
+    assert len(again.result.unchanged) == 3 and again.imported == ()
+    notes = [w for w in again.warnings if "db_password.txt" in w]
+    assert len(notes) == 1 and "shop_db_password version 1 from the store" in notes[0]
+    assert [f[-1] for f in delivered(fake, "shop_worker_1")] == [b"CANARY-db-v1"]
+
+
+def test_missing_file_not_in_the_store_is_an_error(project: Path, fake: FakeDocker) -> None:
+    with_external(project)
+    (project / "db_password.txt").unlink()
+    with pytest.raises(ComposeSecretsError, match=r"db_password\.txt") as caught:
+        stacks.deploy("shop", options(project), progress)
+    assert "not in the store" in caught.value.message
+    assert fake.container_names() == []
 
 
 def test_missing_external_secret_changes_nothing(project: Path, fake: FakeDocker) -> None:
@@ -324,6 +348,168 @@ def test_file_secret_named_like_an_id_prefix_never_rotates_that_secret(
     assert [f[-1] for f in delivered(fake, "shop_worker_1")] == [b"CANARY-db-v1"]
 
 
+# --------------------------------------------------------------------------- day two (issue 10)
+
+
+def test_rm_of_a_stack_that_does_not_exist_finds_nothing(project: Path, fake: FakeDocker) -> None:
+    with_external(project)
+    result = stacks.remove("nope", store_opener=lambda: opener(project), progress=progress)
+    assert not result.found
+
+
+def test_rm_with_a_network_that_cannot_go_finishes_everything_else(
+    project: Path, fake: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from composesecrets.backends.engine import teardown
+
+    monkeypatch.setattr(teardown, "sleep", lambda _seconds: None)
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    fake.fail("network.remove", "shop_default", "network shop_default has active endpoints",
+              times=1000)  # fmt: skip
+    result = stacks.remove("shop", store_opener=lambda: opener(project), progress=progress)
+    assert [name for name, _ in result.leftovers] == ["shop_default"]
+    assert "has active endpoints" in result.leftovers[0][1]
+    assert result.secrets == ("shop_db_password",)
+    assert fake.container_names() == []
+    with opener(project) as store:
+        assert store.usages(stack="shop") == []
+        assert [i.name for i in store.list_secrets()] == ["api_key"]
+
+
+def test_rolled_back_deploy_puts_the_previous_version_back(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").write_bytes(b"CANARY-db-v2")
+    fake.fail("container.start", "shop_worker_2-next", "boom")
+    with pytest.raises(DeployFailedError, match="boom"):
+        stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        details = store.inspect("shop_db_password")
+        assert details.info.version == 1
+        assert [v.version for v in details.versions] == [1]
+        assert store.get("shop_db_password") == b"CANARY-db-v1"
+    # the next deploy imports the file again
+    again = stacks.deploy("shop", options(project), progress)
+    assert again.imported == ("shop_db_password",)
+
+
+def test_rolled_back_first_deploy_removes_the_secret_it_imported(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    fake.fail("container.start", "shop_web_1", "boom")
+    with pytest.raises(DeployFailedError):
+        stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        assert [i.name for i in store.list_secrets()] == ["api_key"]
+
+
+@pytest.fixture
+def swarm(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    from composesecrets.backends.swarm.backend import SwarmBackend
+
+    engine = FakeDocker(swarm=True)
+    monkeypatch.setitem(BACKENDS, "swarm", lambda: SwarmBackend(engine))
+    return engine
+
+
+def test_redeploy_without_backend_uses_the_recorded_one(
+    project: Path, fake: FakeDocker, swarm: FakeDocker
+) -> None:
+    with_external(project)
+    opts = options(project)
+    opts.backend = "swarm"
+    stacks.deploy("shop", opts, progress)
+    opts.backend = None
+    again = stacks.deploy("shop", opts, progress)
+    assert again.backend == "swarm" and fake.container_names() == []
+    opts.backend = "engine"
+    with pytest.raises(ConflictError, match="swarm backend") as caught:
+        stacks.deploy("shop", opts, progress)
+    assert "stack rm --keep-secrets shop" in (caught.value.hint or "")
+    assert fake.container_names() == []
+
+
+def test_first_deploy_without_backend_uses_the_engine(project: Path, fake: FakeDocker) -> None:
+    with_external(project)
+    opts = options(project)
+    opts.backend = None
+    assert stacks.deploy("shop", opts, progress).backend == "engine"
+
+
+# --------------------------------------------------------------------------- stack restore
+
+
+def restore_all(project: Path) -> list[Any]:
+    return stacks.restore([], everything=True, store_opener=lambda: opener(project),
+                          progress=progress)  # fmt: skip
+
+
+def test_restore_after_a_reboot_recreates_files_and_starts_what_docker_would(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    compose = COMPOSE.replace("    depends_on: [web]\n", "    depends_on: [web]\n"
+                              "    restart: unless-stopped\n")  # fmt: skip
+    (project / "compose.yaml").write_text(compose)
+    stacks.deploy("shop", options(project), progress)
+    before = {name: delivered(fake, name) for name in fake.container_names()}
+    container(fake, "shop_worker_2").stop()  # the user stops it before the reboot
+    # a reboot: dockerd stops, the tmpfs is gone, dockerd starts and cannot start them
+    root = tmpfs.runtime_root()
+    fake.daemon_restart(lose=[root / "shop"])
+    assert container(fake, "shop_web_1").status == "exited"
+    assert "no such file" in container(fake, "shop_worker_1").error
+    # no compose file, no secret file
+    (project / "compose.yaml").unlink()
+    (project / "db_password.txt").unlink()
+    [result] = restore_all(project)
+    assert result.started == ("shop_web_1", "shop_worker_1")
+    assert result.stopped == ("shop_worker_2",) and result.problems == ()
+    assert result.files == 5
+    assert container(fake, "shop_worker_2").status == "exited"
+    assert {name: delivered(fake, name) for name in fake.container_names()} == before
+    # idempotent: nothing lost, nothing to do
+    [again] = restore_all(project)
+    assert again.started == () and again.files == 0
+    assert again.running == ("shop_web_1", "shop_worker_1")
+
+
+def test_restore_uses_the_deployed_version_not_the_newest(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    with opener(project) as store:
+        store.rotate("shop_db_password", b"CANARY-db-not-deployed")
+    fake.daemon_restart(lose=[tmpfs.runtime_root() / "shop"])
+    [result] = restore_all(project)
+    assert len(result.started) == 3
+    assert {f[-1] for f in delivered(fake, "shop_worker_1")} == {b"CANARY-db-v1"}
+
+
+def test_restore_of_a_stack_not_on_the_engine_is_an_error(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    with pytest.raises(NotFoundError, match="nope"):
+        stacks.restore(["nope"], store_opener=lambda: opener(project), progress=progress)
+
+
+def test_dry_run_without_the_plaintext_file_keeps_the_stored_version(
+    project: Path, fake: FakeDocker
+) -> None:
+    with_external(project)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").unlink()
+    preview = stacks.dry_run("shop", options(project))
+    assert len(preview.result.unchanged) == 3
+    assert all(not item.new for item in preview.files)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
 def test_deploy_reads_from_a_read_only_store(project: Path, fake: FakeDocker) -> None:
     """Issue 9 item 10: a store on a read-only file system still serves a deploy's reads (the
@@ -349,3 +535,38 @@ def test_deploy_reads_from_a_read_only_store(project: Path, fake: FakeDocker) ->
         assert ("/etc/app/key.pem", 0, 0, 0o444, b"CANARY-api") in delivered(fake, "shop_web_1")
     finally:
         subprocess.run(["umount", str(view)], check=False)
+
+
+def test_restore_republishes_an_in_place_container_with_its_rotated_version(
+    project: Path, fake: FakeDocker
+) -> None:
+    """An in-place service's secrets live in a versioned directory behind ``..data``: after a
+    reboot, restore publishes the version the container had last (rotated in place), not the
+    plain files of other services and not the version it was created with."""
+    from composesecrets.backends.engine import atomic
+
+    with_external(project)
+    compose = COMPOSE.replace(
+        "    command: [\"sleep\", \"3600\"]\n",
+        "    command: [\"sleep\", \"3600\"]\n"
+        "    labels:\n      io.composesecrets.rotate: in-place\n",
+    )
+    (project / "compose.yaml").write_text(compose)
+    stacks.deploy("shop", options(project), progress)
+    (project / "db_password.txt").write_bytes(b"CANARY-db-v2")
+    again = stacks.deploy("shop", options(project), progress)
+    assert again.result.rotated == ("shop_web_1",)  # the worker has no label: recreated
+    web = container(fake, "shop_web_1")
+    directory = tmpfs.stack_directory(tmpfs.runtime_root(), "shop") / web.labels[
+        "io.composesecrets.secret-dir"
+    ]
+    live = atomic.live_versions(directory)
+    assert live is not None and "shop_db_password@2" in live
+    fake.daemon_restart(lose=[tmpfs.runtime_root() / "shop"])
+    assert atomic.live_versions(directory) is None
+    [result] = restore_all(project)
+    assert "shop_web_1" in result.started and result.problems == ()
+    assert atomic.live_versions(directory) == live
+    assert b"CANARY-db-v2" in {
+        p.read_bytes() for p in (directory / atomic.DATA).iterdir() if not p.name.startswith("..")
+    }

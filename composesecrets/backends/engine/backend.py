@@ -14,7 +14,7 @@ import functools
 import json
 import secrets as token_source
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from composesecrets.backends import (
     RemoveResult,
 )
 from composesecrets.backends.docker_api import (
-    STOP_WORKERS,
     LazyClient,
     deploy_failed,
     docker,
@@ -38,7 +37,8 @@ from composesecrets.backends.docker_api import (
     reason,
     translated,
 )
-from composesecrets.backends.engine import inplace, tmpfs
+from composesecrets.backends.engine import inplace, teardown, tmpfs
+from composesecrets.backends.engine import restore as restoring
 from composesecrets.backends.engine.plan import EnginePlan, Replica, diff, make_plan
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
@@ -48,6 +48,7 @@ from composesecrets.docker_rules import (
     LABEL_COMPOSE_VOLUME,
     LABEL_CONTAINER_NUMBER,
     LABEL_DIR,
+    LABEL_FILES,
     LABEL_HASH,
     LABEL_REPLICAS,
     LABEL_SERVICE,
@@ -79,15 +80,35 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+LOG_LINES = 20  # of a container that failed a deploy, shown in the error
+
+
+def _last_lines(container: Any, count: int) -> str:
+    """The container's last ``count`` log lines (empty when the engine cannot tell)."""
+    try:
+        raw = container.logs(tail=count, stdout=True, stderr=True)
+    except docker().errors.DockerException:
+        return ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()[-count:])
+
+
 class EngineBackend(LazyClient):
     """Stacks as labelled containers on a single Docker Engine."""
 
     name = "engine"
 
     # ------------------------------------------------------------------ queries
-    def _stack_containers(self, stack: str) -> list[Any]:
+    def _stack_containers(self, stack: str, *, sparse: bool = False) -> list[Any]:
+        """The stack's containers; ``sparse``: from one listing call (name, labels, image and
+        status only) instead of one inspect per container."""
         with translated(f"listing containers of stack {stack}"):
-            return list_containers(self.client, {"label": f"{LABEL_STACK}={stack}"})
+            if sparse:
+                return list_containers(self.client, {"label": f"{LABEL_STACK}={stack}"})
+            found: list[Any] = self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_STACK}={stack}"}
+            )
+        return found
 
     def containers(self, stack: str) -> list[ContainerInfo]:
         out = []
@@ -111,9 +132,9 @@ class EngineBackend(LazyClient):
 
     def stacks(self) -> list[str]:
         with translated("listing stacks"):
-            found = self.client.containers.list(all=True, filters={"label": LABEL_STACK})
+            found = self.client.api.containers(all=True, filters={"label": LABEL_STACK})
             nets = self.client.networks.list(filters={"label": LABEL_STACK})
-        names = {c.labels.get(LABEL_STACK) for c in found} | {
+        names = {(c.get("Labels") or {}).get(LABEL_STACK) for c in found} | {
             n.attrs.get("Labels", {}).get(LABEL_STACK) for n in nets
         }
         return sorted(n for n in names if n)
@@ -210,7 +231,7 @@ class EngineBackend(LazyClient):
         request = plan.request
         run = _Run()
         root = tmpfs.runtime_root() if request.delivery == "tmpfs" else None
-        existing = {c.name: c for c in self._stack_containers(request.stack)}
+        existing = {c.name: c for c in self._stack_containers(request.stack, sparse=True)}
         for name in [n for n in existing if n.endswith("-next")]:
             # a replacement left behind by an interrupted run: never started as the real one
             progress(name, "removing leftover")
@@ -223,8 +244,9 @@ class EngineBackend(LazyClient):
             recreated: list[str] = []
             unchanged: list[str] = []
             rotated: list[str] = []
+            started: list[str] = []
             outcomes = {"created": created, "recreated": recreated, "unchanged": unchanged,
-                        "rotated": rotated}  # fmt: skip
+                        "rotated": rotated, "started": started}  # fmt: skip
             for level in plan.levels:
                 # services of a level in parallel; the replicas of one service one at a time,
                 # so that a replacement is running before the next old replica stops
@@ -256,6 +278,7 @@ class EngineBackend(LazyClient):
             tuple(removed),
             tuple(networks_created),
             rotated=tuple(rotated),
+            started=tuple(started),
         )
 
     def _networks(self, plan: EnginePlan, run: _Run, progress: Progress) -> list[str]:
@@ -322,8 +345,9 @@ class EngineBackend(LazyClient):
         run: _Run,
         progress: Progress,
     ) -> str:
-        """Bring one replica to the wanted state: 'created', 'recreated', 'rotated' (new
-        secret versions written in place) or 'unchanged'."""
+        """Bring one replica to the wanted state: 'created', 'recreated', 'started' (same
+        configuration, was not running), 'rotated' (new secret versions written in place) or
+        'unchanged'."""
         if current is not None and (current.labels or {}).get(LABEL_HASH) == want.config_hash:
             directory = self._dir_of(current, root)
             if current.status != "running":
@@ -333,7 +357,8 @@ class EngineBackend(LazyClient):
                     inplace.write_files(directory, want)
                 with translated(f'service "{want.service.name}": starting {want.name}'):
                     current.start()
-            elif (
+                return "started"
+            if (
                 want.in_place
                 and directory is not None
                 and inplace.rotate(current, want, directory, progress)
@@ -406,6 +431,7 @@ class EngineBackend(LazyClient):
             LABEL_DIR: token,
             LABEL_TARGETS: json.dumps([f.target for f in want.secrets.files if f.kind == SECRET]),
             LABEL_VERSIONS: json.dumps(want.versions),
+            LABEL_FILES: restoring.files_label(want.secrets.files, want.secrets.versions),
             LABEL_REPLICAS: str(spec.replicas),
             LABEL_BACKEND: self.name,
             LABEL_STOP: str(want.stop_timeout),
@@ -450,10 +476,14 @@ class EngineBackend(LazyClient):
             state = container.attrs.get("State") or {}
             if state.get("Status") in ("exited", "dead") and state.get("ExitCode", 0) != 0:
                 service = (container.labels or {}).get(LABEL_SERVICE, "?")
+                # the rollback removes the container: keep its last words in the error
+                tail = _last_lines(container, LOG_LINES)
+                shown = f"; its last {LOG_LINES} log lines:\n{tail}" if tail else ""
                 raise BackendError(
                     f'service "{service}": container {container.name} exited with code '
-                    f"{state.get('ExitCode')} right after starting "
-                    f"({state.get('Error') or 'see docker logs ' + container.name})"
+                    f"{state.get('ExitCode')} right after starting"
+                    + (f" ({state['Error']})" if state.get("Error") else "")
+                    + (shown or " (it wrote no log lines)")
                 )
 
     def _retire(self, container: Any, root: Path | None) -> None:
@@ -508,28 +538,26 @@ class EngineBackend(LazyClient):
                 with translated(f"removing network {net.name}"):
                     net.remove()
 
+    # ------------------------------------------------------------------ restore
+    def restore(
+        self,
+        stack: str,
+        fetch: Callable[[set[tuple[str, int]]], Mapping[tuple[str, int], bytes]],
+        version: restoring.Version,
+        progress: Progress,
+    ) -> restoring.RestoreResult:
+        """Re-create the stack's secret files (values from ``fetch``) and start what Docker
+        would have restarted; see :mod:`.restore`."""
+        containers = self._stack_containers(stack)
+        values = fetch(restoring.needed(containers, version))
+        return restoring.restore_containers(stack, containers, values, version, progress)
+
     # ------------------------------------------------------------------ remove
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
-        containers = self._stack_containers(stack)
-        root = tmpfs.runtime_root()
-
-        def retire(container: Any) -> str:
-            progress(container.name, "removing")
-            timeout = int((container.labels or {}).get(LABEL_STOP) or 10)
-            with translated(f"stopping {container.name}"):
-                if container.status == "running":
-                    container.stop(timeout=timeout)
-            self._retire(container, root)
-            return str(container.name)
-
-        # stops mostly wait out grace periods: let them all wait at once
-        names = parallel([functools.partial(retire, c) for c in containers], STOP_WORKERS)
-        with translated(f"removing networks of stack {stack}"):
-            nets = self.client.networks.list(filters={"label": f"{LABEL_STACK}={stack}"})
-            removed_nets = []
-            for net in nets:
-                progress(net.name, "removing network")
-                net.remove()
-                removed_nets.append(net.name)
-        tmpfs.remove_directory(tmpfs.stack_directory(root, stack))
-        return RemoveResult(stack, tuple(names), tuple(removed_nets))
+        return teardown.remove_stack(
+            self.client,
+            stack,
+            lambda: self._stack_containers(stack, sparse=True),
+            self._retire,
+            progress,
+        )

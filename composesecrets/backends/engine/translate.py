@@ -43,6 +43,7 @@ from composesecrets.backends.values import (
     text,
     ulimit_list,
 )
+from composesecrets.docker_rules import DEFAULT_RESTART_CONDITION
 
 __all__ = [
     "APPLIED_KEYS",
@@ -161,6 +162,9 @@ class _Service(ServiceTranslator[EngineNetwork, EngineVolume]):
     def spec(self) -> EngineService:
         self.apply(self._handlers(), ("secrets", "image", "environment"))
         self._environment()
+        if self.restart_set_by is None:
+            # a compose 3.x file is a stack: Swarm's default restart_policy condition "any"
+            self.kwargs["restart_policy"] = {"Name": _CONDITIONS[DEFAULT_RESTART_CONDITION]}
         if "networks" not in self.config:
             self._networks(None)
         image = self.image()

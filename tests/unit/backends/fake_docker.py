@@ -16,8 +16,11 @@ as ``(operation, object name)``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+import os
+import shutil
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,15 +74,26 @@ class FakeContainer:
         self.kwargs = kwargs
         self.status = "created"
         self.exit_code = 0
+        self.error = ""  # State.Error: why the last start failed
+        self.manually_stopped = False  # Docker's HasBeenManuallyStopped (not in the API)
         self.networks: dict[str, list[str]] = {}
         self.archives: list[bytes] = []  # put_archive payloads (copy delivery)
 
     @property
     def attrs(self) -> dict[str, Any]:
+        policy = self.kwargs.get("restart_policy") or {"Name": "no"}
         return {
             "Config": {"Image": self.image, "Labels": dict(self.labels)},
-            "State": {"Status": self.status, "ExitCode": self.exit_code, "Error": ""},
-        }
+            "State": {"Status": self.status, "Running": self.status == "running",
+                      "ExitCode": self.exit_code, "Error": self.error},
+            "HostConfig": {"RestartPolicy": {"MaximumRetryCount": 0, **policy}},
+        }  # fmt: skip
+
+    def logs(self, tail: int | str = "all", **kwargs: Any) -> bytes:
+        self._check("container.logs")
+        lines = self.engine.log_lines.get(self.image, [])
+        shown = lines if tail == "all" else lines[-int(tail):] if int(tail) else []
+        return "".join(f"{line}\n" for line in shown).encode()
 
     def _check(self, operation: str) -> None:
         self.engine._call(operation, self.name)
@@ -88,6 +102,18 @@ class FakeContainer:
 
     def start(self) -> None:
         self._check("container.start")
+        self.manually_stopped = False
+        self._run()
+
+    def _run(self) -> None:
+        """Start the process: fails like the engine when a bind-mount source is gone."""
+        for mount in self.kwargs.get("mounts") or []:
+            if mount.get("Type") == "bind" and not os.path.exists(mount["Source"]):
+                self.status, self.exit_code = "exited", 127
+                self.error = (f'error mounting "{mount["Source"]}" to rootfs at '
+                              f'"{mount["Target"]}": no such file or directory')  # fmt: skip
+                raise api_error(self.error)
+        self.error = ""
         code = self.engine.exit_codes.get(self.image)
         if code is None:
             self.status = "running"
@@ -98,7 +124,8 @@ class FakeContainer:
         self._check("container.stop")
         self.engine.stop_timeouts[self.name] = timeout
         if self.status == "running":
-            self.status = "exited"
+            self.status, self.exit_code = "exited", 143
+            self.manually_stopped = True
 
     def remove(self, force: bool = False, v: bool = False) -> None:
         self._check("container.remove")
@@ -139,11 +166,23 @@ class FakeNetwork:
         self.labels = dict(labels)
         self.options = options
         self.endpoints: set[str] = set()  # container ids
+        # endpoints the daemon still holds for removed containers (by container name): not
+        # listed in "Containers", yet removal answers "has active endpoints"
+        self.stale: set[str] = set()
 
     @property
     def attrs(self) -> dict[str, Any]:
+        containers = {cid: {"Name": self.engine.containers_by_id[cid].name}
+                      for cid in self.endpoints if cid in self.engine.containers_by_id}
         return {"Id": self.id, "Name": self.name, "Driver": self.driver,
-                "Labels": dict(self.labels)}  # fmt: skip
+                "Labels": dict(self.labels), "Containers": containers}  # fmt: skip
+
+    def reload(self) -> None:
+        if self.id not in self.engine.networks_by_id:
+            raise api_error(f"network {self.name} not found", 404)
+
+    def disconnect(self, container: Any, force: bool = False) -> None:
+        self.engine.disconnect(self, container, force)
 
     def connect(self, container: FakeContainer, aliases: list[str] | None = None) -> None:
         self.engine._call("network.connect", self.name)
@@ -417,10 +456,16 @@ class _Api:
     def remove_network(self, network_id: str) -> None:
         self.engine.remove_network(network_id)
 
-    # task containers (none on this fake node: tasks have no containers)
+    def disconnect_container_from_network(self, container: str, net_id: str,
+                                          force: bool = False) -> None:  # fmt: skip
+        self.engine.disconnect(self.engine.network_named(net_id), container, force)
+
+    # containers as the list endpoint gives them (swarm tasks have none on this fake node)
     def containers(self, all: bool = False, filters: Mapping[str, Any] | None = None
                    ) -> list[dict[str, Any]]:  # fmt: skip
-        return []
+        found = _Containers(self.engine).list(all, filters)
+        return [{"Id": c.id, "Names": [f"/{c.name}"], "Labels": dict(c.labels),
+                 "State": c.status} for c in found]  # fmt: skip
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         raise api_error(f"No such container: {container_id}", 404)
@@ -437,6 +482,7 @@ class FakeDocker:
     image_names: set[str] = field(default_factory=lambda: {"busybox:test"})
     pullable: set[str] = field(default_factory=set)
     exit_codes: dict[str, int] = field(default_factory=dict)  # image -> exit code after start
+    log_lines: dict[str, list[str]] = field(default_factory=dict)  # image -> its output
     containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
     networks_by_id: dict[str, FakeNetwork] = field(default_factory=dict)
     volume_store: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -513,10 +559,45 @@ class FakeDocker:
         self._call("network.remove", net.name if net else network_id)
         if net is None:
             raise api_error(f"network {network_id} not found", 404)
-        if net.endpoints:
+        if net.endpoints or net.stale:
             raise api_error(f"error while removing network: network {net.name} id {net.id} "
                             "has active endpoints", 403)  # fmt: skip
         del self.networks_by_id[net.id]
+
+    def disconnect(self, net: FakeNetwork, container: Any, force: bool) -> None:
+        """``network disconnect [-f]``: a stale endpoint (container gone) needs force."""
+        name = container if isinstance(container, str) else container.name
+        self._call("network.disconnect", f"{net.name}/{name}")
+        live = self.find_container(name) or self.containers_by_id.get(name)
+        if live is not None and live.id in net.endpoints:
+            net.endpoints.discard(live.id)
+            live.networks.pop(net.name, None)
+        elif name in net.stale and force:
+            net.stale.discard(name)
+        else:
+            raise api_error(f"container {name} is not connected to network {net.name}", 404)
+
+    def leave_stale_endpoint(self, network: str, container: str) -> None:
+        """The daemon keeps an endpoint of ``container`` on ``network`` after its removal
+        (seen on Docker 20.10 after concurrent container removals)."""
+        self.network_named(network).stale.add(container)
+
+    def daemon_restart(self, lose: Iterable[str] = ()) -> None:
+        """dockerd stops (running containers exit; ``lose``: paths removed meanwhile, e.g. the
+        tmpfs) and starts again, restarting containers by Docker's rules: always; unless-stopped
+        unless manually stopped; on-failure after a non-zero exit."""
+        running = [c for c in self.containers_by_id.values() if c.status == "running"]
+        for c in running:
+            c.status, c.exit_code = "exited", 255
+        for path in lose:
+            shutil.rmtree(path, ignore_errors=True)
+        for c in self.containers_by_id.values():
+            policy = (c.kwargs.get("restart_policy") or {}).get("Name", "no")
+            if (policy == "always"
+                    or (policy == "unless-stopped" and not c.manually_stopped)
+                    or (policy == "on-failure" and c.exit_code != 0)):  # fmt: skip
+                with contextlib.suppress(docker.errors.APIError):
+                    c._run()  # a failure: Docker logs it; the container keeps State.Error
 
     def service_spec(self, task_template: dict[str, Any], name: str,
                      kwargs: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip

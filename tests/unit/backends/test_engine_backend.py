@@ -20,6 +20,7 @@ from composesecrets.errors import (
     DeployFailedError,
     InvalidComposeError,
 )
+from composesecrets.stacks import describe
 
 IMAGE = "busybox:test"
 
@@ -138,10 +139,13 @@ def test_a_stopped_container_with_the_same_hash_is_started_again(
     deploy(backend, load(doc()))
     db = fake.find_container("st_db_1")
     assert db is not None
-    db.status = "exited"
+    db.status = "exited"  # e.g. `docker kill`: the run starts it again and says so
     result = deploy(backend, load(doc()))
-    assert "st_db_1" in result.unchanged
+    assert result.started == ("st_db_1",)
+    assert "st_db_1" not in result.unchanged
+    assert sorted(result.unchanged) == ["st_web_1", "st_web_2"]
     assert db.status == "running"
+    assert describe(result) == "1 started, 2 unchanged"
 
 
 @pytest.mark.parametrize(
@@ -305,3 +309,75 @@ def test_depends_on_cycle_is_refused_by_the_plan(load: Load) -> None:
     body["services"]["db"]["depends_on"] = ["web"]
     with pytest.raises(InvalidComposeError, match="cycle"):
         EngineBackend(FakeDocker()).plan(load(body))
+
+
+# --------------------------------------------------------------------------- stack rm
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Network-removal retries without waiting; the waits asked for are collected."""
+    from composesecrets.backends.engine import teardown
+
+    waits: list[float] = []
+    monkeypatch.setattr(teardown, "sleep", waits.append)
+    return waits
+
+
+def test_remove_force_disconnects_a_stale_endpoint(
+    fake: FakeDocker, load: Load, secret_root: Path, no_backoff: list[float]
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    # Docker 20.10 after concurrent removals: the network lists no container, yet the daemon
+    # answers "has active endpoints" until the stale endpoint is disconnected with force
+    fake.leave_stale_endpoint("st_default", "st_web_2")
+    result = backend.remove("st", quiet)
+    assert result.networks == ("st_default",) and result.leftovers == ()
+    assert fake.network_names() == []
+    assert ("network.disconnect", "st_default/st_web_2") in fake.calls
+
+
+def test_remove_finishes_and_reports_a_network_that_cannot_go(
+    fake: FakeDocker, load: Load, secret_root: Path, no_backoff: list[float]
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    reason = "error while removing network: network st_default id 1 has active endpoints"
+    fake.fail("network.remove", "st_default", reason, times=1000)
+    result = backend.remove("st", quiet)
+    assert fake.container_names() == [] and not (secret_root / "st").exists()
+    assert result.networks == ()
+    [(name, why)] = result.leftovers
+    assert name == "st_default" and "has active endpoints" in why
+    assert len(no_backoff) >= 3 and no_backoff == sorted(no_backoff)  # backoff grows
+    assert sum(no_backoff) < 15
+
+
+def test_remove_retries_a_network_until_it_goes(
+    fake: FakeDocker, load: Load, secret_root: Path, no_backoff: list[float]
+) -> None:
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    fake.fail("network.remove", "st_default", "network st_default has active endpoints", times=2)
+    result = backend.remove("st", quiet)
+    assert result.networks == ("st_default",) and result.leftovers == ()
+    assert fake.network_names() == []
+
+
+def test_remove_of_nothing_finds_nothing(fake: FakeDocker, secret_root: Path) -> None:
+    result = EngineBackend(fake).remove("nope", quiet)
+    assert result.containers == () and result.networks == () and not result.found
+
+
+def test_failed_container_error_carries_its_last_20_log_lines(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    fake.exit_codes[IMAGE] = 3
+    fake.log_lines[IMAGE] = [f"out {i:02d}" for i in range(30)]
+    with pytest.raises(DeployFailedError) as caught:
+        deploy(EngineBackend(fake), load(doc()))
+    message = caught.value.message
+    assert "exited with code 3" in message
+    assert "out 10" in message and "out 29" in message and "out 09" not in message
+    assert fake.container_names() == []  # rolled back, the evidence kept in the message

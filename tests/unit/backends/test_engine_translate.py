@@ -78,6 +78,7 @@ KWARGS_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
      {"ports": {"80/udp": [{"HostIp": "", "HostPort": "8080"}],
                 "81/tcp": [{"HostIp": "", "HostPort": ""}]}}),
     ("restart no", {"restart": "no"}, {"restart_policy": {"Name": "no"}}),
+    ("restart default any", {}, {"restart_policy": {"Name": "always"}}),
     ("restart always", {"restart": "always"}, {"restart_policy": {"Name": "always"}}),
     ("restart unless-stopped", {"restart": "unless-stopped"},
      {"restart_policy": {"Name": "unless-stopped"}}),
@@ -160,9 +161,10 @@ def test_kwargs(tmp_path: Path, body: dict[str, Any], expected: dict[str, Any]) 
     sdk_args(spec)  # the SDK accepts them
 
 
-def test_minimal_service_has_no_kwargs(tmp_path: Path) -> None:
+def test_minimal_service_has_only_the_stack_restart_default(tmp_path: Path) -> None:
     spec = one(tmp_path, {})
-    assert spec.create_kwargs == {}
+    # a compose 3.x file is a stack: Swarm's default restart_policy condition "any"
+    assert spec.create_kwargs == {"restart_policy": {"Name": "always"}}
     assert spec.image == IMAGE
     assert spec.replicas == 1
     assert spec.depends_on == ()
@@ -446,7 +448,7 @@ def test_x_keys_and_secrets_are_silent(tmp_path: Path) -> None:
         top={"secrets": {"pw": {"file": "./pw.txt"}}, "x-top": 1},
     )
     assert spec.warnings == ()
-    assert spec.create_kwargs == {}
+    assert spec.create_kwargs == {"restart_policy": {"Name": "always"}}
 
 
 def test_every_schema_key_is_applied_or_warned() -> None:
