@@ -9,7 +9,7 @@ the stack's secret directory removed from the tmpfs. ``stack restore STACK`` is 
 its start until the engine shows all N containers running, ``--repeat`` times (default 3),
 next to the floor (the same stopped containers started by the SDK from 16 threads); the
 goal (< 2 s for 10 containers) is printed, never asserted. The full reboot (dockerd
-stopped, tmpfs unmounted) is what tests/integration/test_stack_day2.py checks.
+stopped, tmpfs unmounted) is what tests/integration/engine/test_stack_day2.py checks.
 
 Usage: ``python bench/bench_restore.py [--services N] [--repeat R]``
 """

@@ -12,7 +12,8 @@ from composesecrets.compose import interpolate, schema, yamlload
 from composesecrets.errors import InputError
 
 HERE = Path(__file__).resolve().parent
-FILES = sorted(HERE.glob("*.yml")) + sorted((HERE.parent / "unit" / "strict").glob("*.yml"))
+STRICT = HERE.parent / "unit" / "compose" / "strict"
+FILES = sorted(HERE.glob("*.yml")) + sorted(STRICT.glob("*.yml"))
 
 
 def documents(path: Path) -> list[Any]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_main
 from unit.backends.fake_docker import FakeDocker
+from unit.cli_helpers import run_main
 from unit.test_stack_configs import COMPOSE
 from unit.test_stack_configs import engine as engine
 from unit.test_stack_configs import project as project

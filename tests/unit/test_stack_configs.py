@@ -121,9 +121,9 @@ def test_engine_delivers_configs_as_read_only_memory_files(
     # the stack's ps shows secrets only
     assert stacks.containers("shop")[0].secrets == ("/run/secrets/pw",)
     with opener(project) as store:
-        info = store.inspect("shop_site").info
-        assert info.labels[LABEL_KIND] == model.CONFIG
-        assert info.labels["io.composesecrets.stack"] == "shop"
+        site = store.inspect("shop_site").info
+        assert site.labels[LABEL_KIND] == model.CONFIG
+        assert site.labels["io.composesecrets.stack"] == "shop"
         assert "shop_site" in {u.secret_name for u in store.usages(stack="shop")}
 
 

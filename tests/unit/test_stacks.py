@@ -460,7 +460,7 @@ def test_restore_after_a_reboot_recreates_files_and_starts_what_docker_would(
     container(fake, "shop_worker_2").stop()  # the user stops it before the reboot
     # a reboot: dockerd stops, the tmpfs is gone, dockerd starts and cannot start them
     root = tmpfs.runtime_root()
-    fake.daemon_restart(lose=[root / "shop"])
+    fake.daemon_restart(lose=[str(root / "shop")])
     assert container(fake, "shop_web_1").status == "exited"
     assert "no such file" in container(fake, "shop_worker_1").error
     # no compose file, no secret file
@@ -485,7 +485,7 @@ def test_restore_uses_the_deployed_version_not_the_newest(
     stacks.deploy("shop", options(project), progress)
     with opener(project) as store:
         store.rotate("shop_db_password", b"CANARY-db-not-deployed")
-    fake.daemon_restart(lose=[tmpfs.runtime_root() / "shop"])
+    fake.daemon_restart(lose=[str(tmpfs.runtime_root() / "shop")])
     [result] = restore_all(project)
     assert len(result.started) == 3
     assert {f[-1] for f in delivered(fake, "shop_worker_1")} == {b"CANARY-db-v1"}
@@ -562,7 +562,7 @@ def test_restore_republishes_an_in_place_container_with_its_rotated_version(
     ]
     live = atomic.live_versions(directory)
     assert live is not None and "shop_db_password@2" in live
-    fake.daemon_restart(lose=[tmpfs.runtime_root() / "shop"])
+    fake.daemon_restart(lose=[str(tmpfs.runtime_root() / "shop")])
     assert atomic.live_versions(directory) is None
     [result] = restore_all(project)
     assert "shop_web_1" in result.started and result.problems == ()

@@ -132,6 +132,7 @@ DEPLOY_CASES: list[tuple[str, dict[str, Any], str, Any]] = [
 )
 def test_deploy_keys(tmp_path: Path, body: dict[str, Any], where: str, expected: Any) -> None:
     spec = one(tmp_path, body)
+    found: Any
     if where == "mode":
         found = spec.mode
     elif where == "update_config":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to other uids n
 
 
 @pytest.fixture
-def shm(tmp_path: Path) -> Path:
+def shm(tmp_path: Path) -> Iterator[Path]:
     base = Path("/dev/shm")
     if not delivery.is_memory_backed(base):
         pytest.skip("/dev/shm is not a tmpfs here")

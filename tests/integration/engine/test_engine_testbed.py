@@ -24,7 +24,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 STACK_FILE = DATA / "secrets-stack.yml"
 SERVICE = "app"
 NAMESPACE_LABEL = "com.docker.stack.namespace"

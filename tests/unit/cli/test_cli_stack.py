@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import Run, run_main
 from unit.backends.fake_docker import FakeDocker
+from unit.cli_helpers import Run, run_main
 
 from composesecrets.backends import BACKENDS
 from composesecrets.backends.engine import teardown, tmpfs
@@ -82,7 +82,7 @@ def test_restore_needs_names_or_all(fake: FakeDocker) -> None:
 
 def test_restore_after_a_reboot(fake: FakeDocker, tmp_path: Path) -> None:
     assert run("stack", "deploy", "-q", "-c", "compose.yaml", "shop").code == 0
-    fake.daemon_restart(lose=[tmp_path / "secret-root" / "shop"])
+    fake.daemon_restart(lose=[str(tmp_path / "secret-root" / "shop")])
     (tmp_path / "pw.txt").unlink()
     result = run("stack", "restore", "--all")
     assert result.code == 0, result.output

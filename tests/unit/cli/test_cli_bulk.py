@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli_store import CANARY, Cli, leaked
+from test_cli_store import CANARY, Cli, leaked  # type: ignore[import-not-found]  # same directory, as pytest imports it
 
 # The fixture from test_cli_store, reused: a user's environment in tmp_path.
 
@@ -28,7 +28,7 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
 
 
 def _dir(cli: Cli, files: dict[str, bytes]) -> Path:
-    directory = cli.root / "import-dir"
+    directory: Path = cli.root / "import-dir"
     directory.mkdir()
     for name, value in files.items():
         (directory / name).write_bytes(value)

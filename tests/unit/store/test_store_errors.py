@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_worker import open_keyfile_store
+from unit.store_worker import open_keyfile_store
 
 from composesecrets.errors import (
     InputError,

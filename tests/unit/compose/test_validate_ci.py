@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_main
+from unit.cli_helpers import run_main
 
 from composesecrets.compose.project import load_project, with_overrides
 from composesecrets.compose.rules import STRICT_RULES
@@ -204,7 +204,7 @@ def test_inline_ignore_on_the_offending_line(
 
 
 def test_every_strict_rule_is_documented_in_readme() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     assert [r for r in STRICT_RULES if f"`{r}`" not in readme] == []
 
 
@@ -409,7 +409,7 @@ def test_same_source_settings_by_backend(tmp_path: Path) -> None:
 
 
 def test_simple_example_has_no_warning_for_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    example = Path(__file__).resolve().parents[2] / "examples" / "simple"
+    example = Path(__file__).resolve().parents[3] / "examples" / "simple"
     monkeypatch.chdir(example)
     result = run_main(["validate", "--backend", "engine", "--strict-warnings"])
     assert result.code == 0, result.output

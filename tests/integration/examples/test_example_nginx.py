@@ -38,12 +38,20 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from helpers import CLI_TIMEOUT, TMPFS_ROOT, docker, docker_ok, free_port, ours, store_env
+from integration.helpers import (
+    CLI_TIMEOUT,
+    TMPFS_ROOT,
+    docker,
+    docker_ok,
+    free_port,
+    ours,
+    store_env,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "nginx-tls"
 BUILD_SERVER_IMAGES = REPO / "scripts" / "build-server-images.sh"
 SERVE_TIMEOUT = 60.0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+from integration.helpers import (
     EXIT_NOT_FOUND,
     EXIT_ROLLED_BACK,
     MODES_TARGETS,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_worker import expected_value, open_keyfile_store
+from unit.store_worker import expected_value, open_keyfile_store
 
 from composesecrets.errors import ConflictError, InputError, NotFoundError
 from composesecrets.store import (

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TMPFS_ROOT, canary, random_key, stat_in, write_private
+from integration.helpers import TMPFS_ROOT, canary, random_key, stat_in, write_private
 
 COMPOSE = """\
 version: "3.8"

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import canary, random_key
+from integration.helpers import canary, random_key
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "simple" / "compose.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "simple" / "compose.yaml"
 
 
 def run(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_worker import FAST_KDF, PASSPHRASE, open_keyfile_store, open_passphrase_store
+from unit.store_worker import FAST_KDF, PASSPHRASE, open_keyfile_store, open_passphrase_store
 
 from composesecrets.errors import (
     InputError,

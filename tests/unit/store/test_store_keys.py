@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from store_worker import FAST_KDF, PASSPHRASE, open_keyfile_store, open_passphrase_store
+from unit.store_worker import FAST_KDF, PASSPHRASE, open_keyfile_store, open_passphrase_store
 
 from composesecrets.errors import (
     InputError,

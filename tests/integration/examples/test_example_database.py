@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import (
+from integration.helpers import (
     CLI_TIMEOUT,
     EXIT_CONFLICT,
     EXIT_NOT_FOUND,
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from contextlib import AbstractContextManager
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ROTATION = REPO / "examples" / "rotation"
 WORDPRESS = REPO / "examples" / "wordpress"
 BUILD_SERVER_IMAGES = REPO / "scripts" / "build-server-images.sh"

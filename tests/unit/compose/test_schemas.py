@@ -27,7 +27,7 @@ from docker_oracle import find_docker
 
 from composesecrets.compose.formats import FORMAT_CHECKER, is_docker_port_spec, is_go_duration
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 MINORS = range(14)
 ALL = frozenset(MINORS)
 NONE: frozenset[int] = frozenset()

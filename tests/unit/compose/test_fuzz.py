@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from unit.cli_helpers import run_main
 
 from composesecrets.compose import diagnostics
 from composesecrets.compose.project import load_project

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from store_worker import open_keyfile_store
+from unit.store_worker import open_keyfile_store
 
 from composesecrets.errors import IntegrityError, RollbackError
-from composesecrets.store import Store
+from composesecrets.store import KeyFileUnlock, Store
 
 
 @pytest.fixture
@@ -130,8 +130,7 @@ def test_restored_older_copy_is_refused_until_accepted(
         assert s.verify().ok
 
 
-def _keyfile(key: Path) -> object:
-    from composesecrets.store import KeyFileUnlock
+def _keyfile(key: Path) -> KeyFileUnlock:
 
     return KeyFileUnlock(key, notice=lambda _m: None)
 
@@ -215,7 +214,7 @@ def test_bit_flip_in_a_crashed_wal_is_detected(layout: tuple[Path, Path]) -> Non
             _KILLED_WRITER,
             str(layout[0]),
             str(layout[1]),
-            str(Path(__file__).parent),
+            str(Path(__file__).resolve().parents[1]),  # store_worker.py
         ],
         capture_output=True,
         check=False,

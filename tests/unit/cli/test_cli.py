@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import Run, run_main
+from unit.cli_helpers import Run, run_main
 
 
 def run(args: list[str], stdin: bytes | str | None = None, *, internal: bool = False) -> Run:

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from store_worker import WORKER_RETENTION, expected_value, open_keyfile_store
+from unit.store_worker import WORKER_RETENTION, expected_value, open_keyfile_store
 
-WORKER = Path(__file__).with_name("store_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "store_worker.py"
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:

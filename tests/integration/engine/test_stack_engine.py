@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import (
+from integration.helpers import (
     EXIT_CONFLICT,
     EXIT_ENGINE,
     EXIT_INVALID,

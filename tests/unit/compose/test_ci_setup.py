@@ -1,6 +1,6 @@
 """The shipped pre-commit hook (.pre-commit-hooks.yaml) passes on a fresh clone of this
 repository (secret files are gitignored and absent) and still fails on each strict rule's
-golden file (tests/unit/strict/)."""
+golden file (tests/unit/compose/strict/)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from test_checks import ERRORS, WARNINGS, stage
+from test_checks import ERRORS, WARNINGS, stage  # type: ignore[import-not-found]  # same directory, as pytest imports it
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 (HOOK,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
 
 

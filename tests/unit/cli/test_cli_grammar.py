@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import Run, run_main
-from store_worker import FAST_KDF
 from unit.backends.fake_docker import FakeDocker
+from unit.cli_helpers import Run, run_main
+from unit.store_worker import FAST_KDF
 
 from composesecrets.backends import BACKENDS
 from composesecrets.backends.engine import tmpfs

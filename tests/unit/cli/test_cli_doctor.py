@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import run_main
-from store_worker import FAST_KDF
+from unit.cli_helpers import run_main
+from unit.store_worker import FAST_KDF
 
 from composesecrets.cli import doctor
 from composesecrets.store import EnvKeyUnlock, KeyFileUnlock, PassphraseUnlock, Store, Usage

@@ -95,7 +95,7 @@ def test_no_colour_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     assert progress.live is None  # nothing on screen before the first event (e.g. a prompt)
     progress("shop_web_1", "creating")
     try:
-        assert progress.live.console.no_color
+        assert progress.live is not None and progress.live.console.no_color
     finally:
         progress.close()
     monkeypatch.delenv("NO_COLOR")

@@ -21,13 +21,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import TMPFS_ROOT, docker, docker_ok, engine_leftovers, read_in, stat_in, wait_running
-from test_stack_engine import Stacks, stack_session
+from integration.helpers import (
+    TMPFS_ROOT,
+    docker,
+    docker_ok,
+    engine_leftovers,
+    read_in,
+    stat_in,
+    wait_running,
+)
+from test_stack_engine import Stacks, stack_session  # type: ignore[import-not-found]  # same directory, as pytest imports it
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ENSURE_ENGINE = REPO_ROOT / "scripts" / "ensure-engine.sh"
 LOCK = Path("/tmp/composesecrets-engine.lock")
 # a process that ends on SIGTERM: a daemon shutdown does not wait out a grace period

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import docker_cli, docker_ok, remove_leftovers, store_env, write_private
+from integration.helpers import docker_cli, docker_ok, remove_leftovers, store_env, write_private
 
 from composesecrets import stacks
 

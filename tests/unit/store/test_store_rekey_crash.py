@@ -18,7 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from store_worker import expected_value
+from unit.store_worker import expected_value
 
 from composesecrets.store import EnvKeyUnlock, KeyFileUnlock, Store
 
@@ -55,7 +55,10 @@ def _child(
     store_dir: Path, home: Path, keys_dir: Path, held: list[str], seed: int, out: int
 ) -> None:
     rng = random.Random(seed)
-    say = lambda line: os.write(out, (line + "\n").encode())  # noqa: E731
+
+    def say(line: str) -> None:
+        os.write(out, (line + "\n").encode())
+
     environ: dict[str, str] = {"HOME": str(home)}
     if _slot_method(store_dir) == "env":
         with _open_as_user(store_dir, home, held) as probe:
