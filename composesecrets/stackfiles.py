@@ -17,12 +17,15 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from composesecrets import model
 from composesecrets.backends import Progress, SecretFile, ServiceSecrets
 from composesecrets.docker_rules import LABEL_KIND, LABEL_STACK
 from composesecrets.errors import InvalidComposeError, NotFoundError
-from composesecrets.store import Store, Usage
+
+if TYPE_CHECKING:  # the store is imported by the functions that use it (start-up)
+    from composesecrets.store import Store, Usage
 
 __all__ = ["Planned", "check_external", "check_names", "import_files", "preview", "used"]
 
@@ -115,6 +118,8 @@ def service_files(
     store: Store, stack: model.Stack, values: Values
 ) -> tuple[dict[str, ServiceSecrets], list[Usage]]:
     """Each service's files (values read once per store secret) and the usage records."""
+    from composesecrets.store import Usage
+
     out: dict[str, ServiceSecrets] = {}
     usages: list[Usage] = []
     digests: dict[str, str] = {}

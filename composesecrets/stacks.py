@@ -43,10 +43,10 @@ from composesecrets.errors import (
     NotFoundError,
     UnappliedKeysError,
 )
-from composesecrets.store import Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store is imported where one is opened: `stack ls` needs none
     from composesecrets.backends.engine.restore import RestoreResult
+    from composesecrets.store import Store
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,8 @@ def _open_store(options: DeployOptions, *, create: bool = True) -> Store:
     pass ``store_opener`` decide themselves)."""
     if options.store_opener is not None:
         return options.store_opener()
+    from composesecrets.store import Store
+
     return Store.open(options.store_dir, create=create)
 
 
@@ -317,6 +319,8 @@ def remove(
     progress: Progress,
 ) -> RemoveResult:
     """Remove the stack from the engine, then (unless ``keep_secrets``) its own store secrets."""
+    from composesecrets.store import Store
+
     opener = store_opener or (lambda: Store.open(store_dir, create=False))
     try:
         store: Store | None = opener()
@@ -364,6 +368,8 @@ def restore(
     backend = get_backend("engine")
     if not isinstance(backend, EngineBackend):
         raise ConflictError("stack restore needs the engine backend")
+    from composesecrets.store import Store
+
     opener = store_opener or (lambda: Store.open(store_dir, create=False))
     results = []
     with opener() as store:

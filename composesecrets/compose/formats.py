@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -333,6 +332,8 @@ def _check_ports(instance: object) -> bool:
     # "num/den" string as a port spec. repr() gives the same shortest decimal as Go's JSON
     # encoder. A negative numerator ("-1") never parses, so the spec is valid iff the
     # numerator is a port number.
+    from fractions import Fraction  # imports decimal: only for numeric ports (start-up)
+
     numerator = Fraction(instance if isinstance(instance, int) else repr(instance)).numerator
     return 0 <= numerator <= 0xFFFF
 

@@ -9,6 +9,7 @@ changed is cast for the few paths Docker casts (``mode`` to int with decimal ``A
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,10 +20,17 @@ from composesecrets.compose.yamlload import Loc, LocDict, LocList
 from composesecrets.errors import InputError
 
 _SUBST = r"[_a-z][_a-z0-9]*(?::?[-?][^}]*)?"
-_PATTERN = re.compile(
-    rf"\$(?:(?P<escaped>\$)|(?P<named>{_SUBST})|\{{(?P<braced>{_SUBST})\}}|(?P<invalid>))",
-    re.IGNORECASE,
-)
+
+
+@functools.cache
+def _pattern() -> re.Pattern[str]:
+    """The reference pattern, compiled on first use: most files have no ``$`` (start-up)."""
+    return re.compile(
+        rf"\$(?:(?P<escaped>\$)|(?P<named>{_SUBST})|\{{(?P<braced>{_SUBST})\}}|(?P<invalid>))",
+        re.IGNORECASE,
+    )
+
+
 _ATOI = re.compile(r"^[+-]?[0-9]+$")
 _GO_FLOAT = re.compile(
     r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)$",
@@ -91,7 +99,7 @@ def substitute(template: str, lookup: Callable[[str], str | None]) -> Substituti
             result.unset.append(text)
         return value
 
-    result.value = _PATTERN.sub(replace, template)
+    result.value = _pattern().sub(replace, template)
     result.error = error
     return result
 
@@ -321,4 +329,3 @@ def make_lookup(
         return dotenv.get(name) if value is None else value
 
     return lookup
-

@@ -9,14 +9,46 @@ multiple documents and non-UTF-8 input are refused with a positioned :class:`Inp
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-import yaml
-
 from composesecrets.errors import ParseError
+
+
+class _LazyPattern:
+    """A regular expression compiled on first use, then used directly (start-up time)."""
+
+    def __init__(self, pattern: Any, flags: int = 0) -> None:
+        self._source = (pattern, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        compiled = _compile(*self._source)
+        value = getattr(compiled, name)
+        if callable(value):
+            setattr(self, name, value)  # later calls skip __getattr__
+        return value
+
+
+_compile = re.compile
+
+
+@contextlib.contextmanager
+def _lazy_compiles() -> Iterator[None]:
+    """While PyYAML is imported, its regular expressions are compiled on first use only:
+    its reader's Unicode class alone takes ~10 ms to compile and this module's loader uses
+    neither the pure-Python reader nor PyYAML's resolver (see :func:`_resolve`)."""
+    re.compile = _LazyPattern  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        re.compile = _compile
+
+
+with _lazy_compiles():
+    import yaml
 
 _IMPLICIT = "composesecrets:implicit"  # marks scalars that carried no explicit tag
 _TAG = "tag:yaml.org,2002:"

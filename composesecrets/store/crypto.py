@@ -10,11 +10,10 @@ import hmac
 import os
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:  # cryptography is imported on first use: listing needs no key (start-up)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
 
@@ -79,15 +78,31 @@ def _value_aad(store_id: str, secret_id: str, version: int) -> bytes:
     return _aad(b"value", store_id, secret_id, str(version))
 
 
+def aesgcm(key: bytes) -> AESGCM:
+    """AES-256-GCM under ``key`` (cryptography is imported here, on first use)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
+def _hkdf(root_key: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root_key)
+
+
 def wrap_key(kek: bytes, key: bytes, aad: bytes) -> tuple[bytes, bytes]:
     """Encrypt ``key`` under ``kek``; returns ``(nonce, wrapped)``."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce, AESGCM(kek).encrypt(nonce, key, aad)
+    return nonce, aesgcm(kek).encrypt(nonce, key, aad)
 
 
 def unwrap_key(kek: bytes, nonce: bytes, wrapped: bytes, aad: bytes) -> bytes:
+    from cryptography.exceptions import InvalidTag
+
     try:
-        key = AESGCM(kek).decrypt(nonce, wrapped, aad)
+        key = aesgcm(kek).decrypt(nonce, wrapped, aad)
     except (InvalidTag, ValueError) as exc:
         raise AuthenticationFailed("key did not authenticate") from exc
     if len(key) != KEY_BYTES:
@@ -101,13 +116,15 @@ def seal(root: AESGCM, store_id: str, secret_id: str, version: int, value: bytes
     dek_nonce = os.urandom(NONCE_BYTES)
     dek_wrapped = root.encrypt(dek_nonce, dek, _dek_aad(store_id, secret_id, version))
     nonce = os.urandom(NONCE_BYTES)
-    ciphertext = AESGCM(dek).encrypt(nonce, value, _value_aad(store_id, secret_id, version))
+    ciphertext = aesgcm(dek).encrypt(nonce, value, _value_aad(store_id, secret_id, version))
     return SealedVersion(dek_nonce, dek_wrapped, nonce, ciphertext)
 
 
 def _open_dek(
     root: AESGCM, store_id: str, secret_id: str, version: int, sealed: SealedVersion
 ) -> bytes:
+    from cryptography.exceptions import InvalidTag
+
     try:
         dek = root.decrypt(
             sealed.dek_nonce, sealed.dek_wrapped, _dek_aad(store_id, secret_id, version)
@@ -123,9 +140,11 @@ def open_sealed(
     root: AESGCM, store_id: str, secret_id: str, version: int, sealed: SealedVersion
 ) -> bytes:
     """Decrypt a stored version; :class:`AuthenticationFailed` if anything was altered."""
+    from cryptography.exceptions import InvalidTag
+
     dek = _open_dek(root, store_id, secret_id, version, sealed)
     try:
-        return AESGCM(dek).decrypt(
+        return aesgcm(dek).decrypt(
             sealed.nonce, sealed.ciphertext, _value_aad(store_id, secret_id, version)
         )
     except (InvalidTag, ValueError, TypeError) as exc:
@@ -149,9 +168,7 @@ def rewrap(
 
 def digest_key(root_key: bytes, store_id: str) -> bytes:
     """The HMAC key for value digests, derived from (never equal to) the root key."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=_aad(b"digest", store_id)
-    ).derive(root_key)
+    return _hkdf(root_key, _aad(b"digest", store_id))
 
 
 def value_digest(key: bytes, value: bytes) -> bytes:
@@ -166,9 +183,7 @@ def digest_equal(a: bytes, b: bytes) -> bool:
 def mac_key(root_key: bytes, store_id: str) -> bytes:
     """The HMAC key that authenticates metadata (secret rows, key slot, counter, audit chain),
     derived from (never equal to) the root key, and distinct from the digest key."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=_aad(b"mac", store_id)
-    ).derive(root_key)
+    return _hkdf(root_key, _aad(b"mac", store_id))
 
 
 def mac(key: bytes, purpose: str, *parts: str | bytes | int | None) -> bytes:

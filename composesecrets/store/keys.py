@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from ..errors import InputError, IntegrityError, StoreLockedError
 from . import paths
 from .crypto import KEY_BYTES, random_key
@@ -37,10 +35,6 @@ NoticeCallback = Callable[[str], None]
 #: should then ask twice and compare).
 PassphrasePrompt = Callable[[bool], str]
 
-try:  # cryptography >= 44 has Argon2id
-    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as _Argon2id
-except ImportError:  # pragma: no cover - depends on the installed cryptography
-    _Argon2id = None  # type: ignore[assignment,misc]
 
 # Bounds on KDF parameters read from the database (a tampered row must not make an open take
 # minutes or gigabytes): at most 1 GiB of memory and a few seconds of work.
@@ -51,8 +45,17 @@ _MAX_LOG2_N = 20
 _SALT_BYTES = (16, 64)
 
 
+def _argon2id() -> Any:
+    """cryptography's Argon2id (>= 44), None before; imported on first use (start-up)."""
+    try:
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+    except ImportError:  # pragma: no cover - depends on the installed cryptography
+        return None
+    return Argon2id
+
+
 def argon2_available() -> bool:
-    return _Argon2id is not None
+    return _argon2id() is not None
 
 
 @dataclass(frozen=True)
@@ -250,13 +253,14 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
                 and 1 <= iterations <= _MAX_ITERATIONS
             ):
                 raise ValueError("argon2id parameters out of range")
-            if _Argon2id is None:
+            argon2id = _argon2id()
+            if argon2id is None:
                 raise StoreLockedError(
                     "this store's passphrase is stretched with Argon2id, which the installed"
                     " cryptography package lacks",
                     hint="upgrade cryptography to 44 or later",
                 )
-            return _Argon2id(
+            return argon2id(  # type: ignore[no-any-return]
                 salt=salt, length=KEY_BYTES, iterations=iterations, lanes=lanes, memory_cost=memory
             ).derive(secret)
         if alg == "scrypt":
@@ -268,6 +272,8 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
                 and 128 * r * p * 2**log2_n <= _MAX_MEMORY_KIB * 1024
             ):
                 raise ValueError("scrypt parameters out of range")
+            from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
             return Scrypt(salt=salt, length=KEY_BYTES, n=2**log2_n, r=r, p=p).derive(secret)
         raise ValueError(f"unknown KDF {alg!r}")
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:

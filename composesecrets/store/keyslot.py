@@ -14,15 +14,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
-
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..errors import ConflictError, InputError, StoreLockedError
 from . import audit, crypto, keyfiles, keys, paths, pins, sealing
 from . import db as dbm
 from .keys import AutoUnlock, EnvKeyUnlock, Kek, KeyFileUnlock, Unlock
 from .records import KeyChange
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 T = TypeVar("T")
 
@@ -169,7 +170,7 @@ class KeyRing:
         return Keys(
             kek=kek,
             root_key=root_key,
-            root=AESGCM(root_key),
+            root=crypto.aesgcm(root_key),
             digest_key=crypto.digest_key(root_key, self.store_id),
             generation=generation,
         )

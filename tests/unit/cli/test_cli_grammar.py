@@ -386,10 +386,10 @@ def test_command_word_skips_the_store_option() -> None:
     assert _command_word(["validate", "-c", "x"]) == "validate"
 
 
-def test_validate_and_secret_ls_import_only_what_they_need(two_secrets: Path) -> None:
+def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets: Path) -> None:
     (two_secrets / "c.yml").write_text('version: "3.8"\nservices:\n  web:\n    image: nginx\n')
 
-    def imported(*args: str) -> set[str]:
+    def imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
         """The modules a fresh process has loaded when the command ends."""
         script = (
             "import json, sys\n"
@@ -398,7 +398,12 @@ def test_validate_and_secret_ls_import_only_what_they_need(two_secrets: Path) ->
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
         )
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         assert proc.returncode == 0, proc.stderr
         return set(json.loads(proc.stderr.splitlines()[-1]))
 
@@ -408,8 +413,14 @@ def test_validate_and_secret_ls_import_only_what_they_need(two_secrets: Path) ->
         assert heavy not in validate
     listing = imported("secret", "ls")
     assert "composesecrets.cli.secret_cmds" in listing
-    for heavy in ("docker", "yaml", "composesecrets.cli.stack_cmds"):
+    # listing needs no key: neither cryptography nor the docker SDK nor the compose reader
+    for heavy in ("docker", "yaml", "cryptography", "composesecrets.cli.stack_cmds"):
         assert heavy not in listing
+    # the stack list asks the engine (none here: it fails after the imports) and no store
+    stacks = imported("stack", "ls", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert "docker" in stacks
+    for heavy in ("composesecrets.store", "cryptography", "yaml", "jsonschema", "fractions"):
+        assert heavy not in stacks
 
 
 def test_deploy_unlocks_before_any_progress(

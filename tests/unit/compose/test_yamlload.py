@@ -400,3 +400,27 @@ def test_pure_python_loader_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
         slow["services"]["web"]["secrets"][1].vallocs
         == fast["services"]["web"]["secrets"][1].vallocs
     )
+
+
+def test_pyyaml_regexes_are_compiled_on_first_use_only() -> None:
+    """Start-up: importing the loader compiles none of PyYAML's patterns (its reader's Unicode
+    class is the costliest), re.compile is restored, and PyYAML still works where it uses them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import re\n"
+        "from composesecrets.compose import yamlload\n"
+        "import yaml\n"
+        "assert re.compile is yamlload._compile\n"
+        "assert not isinstance(yaml.reader.Reader.__dict__['NON_PRINTABLE'], re.Pattern)\n"
+        "assert yaml.safe_load('a: 2001-12-14\\nb: yes\\n')['b'] is True\n"
+        "assert yaml.safe_dump({'x': 'yes'}) == \"x: 'yes'\\n\"\n"
+        "try:\n"
+        "    yaml.reader.Reader('ok\\x07')\n"
+        "except yaml.reader.ReaderError:\n"
+        "    print('refused')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "refused\n"
