@@ -146,7 +146,7 @@ class EngineBackend(LazyClient):
         return plan
 
     def preflight(self, plan: Plan) -> None:
-        preflight.check(self.client, self._own(plan))
+        preflight.check(lambda: self.client, self._own(plan))
 
     def diff(self, plan: Plan) -> DeployResult:
         plan = self._own(plan)

@@ -3,6 +3,7 @@ changes (no store write, no container, no network)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from composesecrets.backends.docker_api import (
@@ -19,10 +20,11 @@ from composesecrets.errors import BackendError, ConflictError, UsageError
 __all__ = ["check"]
 
 
-def check(client: Any, plan: EnginePlan) -> None:
+def check(connect: Callable[[], Any], plan: EnginePlan) -> None:
     """Refuse, before the store or the engine change, what the deploy could not do: a remote
-    engine with tmpfs delivery, images that are neither here nor pullable, names taken by
-    containers or networks of something else, missing external networks."""
+    engine with tmpfs delivery (said before connecting to it), images that are neither here
+    nor pullable, names taken by containers or networks of something else, missing external
+    networks. ``connect`` gives the client."""
     request = plan.request
     if request.delivery == "tmpfs" and not is_local_daemon():
         raise UsageError(
@@ -31,6 +33,7 @@ def check(client: Any, plan: EnginePlan) -> None:
             hint="use the Swarm backend for remote engines, or --secret-delivery copy "
             "(plaintext then sits in each container's writable layer on that host)",
         )
+    client = connect()
     images = {spec.image: name for name, spec in plan.services.items() if spec.replicas}
     sdk = docker()
     for image, service in images.items():

@@ -19,6 +19,7 @@ from composesecrets.errors import (
     ConflictError,
     DeployFailedError,
     InvalidComposeError,
+    UsageError,
 )
 from composesecrets.stacks import describe
 
@@ -381,3 +382,14 @@ def test_failed_container_error_carries_its_last_20_log_lines(
     assert "exited with code 3" in message
     assert "out 10" in message and "out 29" in message and "out 09" not in message
     assert fake.container_names() == []  # rolled back, the evidence kept in the message
+
+
+def test_remote_engine_is_refused_before_connecting_to_it(
+    load: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmpfs delivery needs a local engine: said before any connection (an unreachable remote
+    engine must not turn the pointer to Swarm into a connection error)."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")  # nothing listens there
+    backend = EngineBackend()  # connects on first use of its client
+    with pytest.raises(UsageError, match="not local"):
+        backend.preflight(backend.plan(load(doc())))
