@@ -3,9 +3,10 @@
 This package is the only place that imports typer. Each command group lives in its own
 module (``compose_cmds``, ``secret_cmds``, ``store_cmds``, ``stack_cmds``, ``doctor``) and
 registers itself on the root app from :mod:`composesecrets.cli.app` when imported.
-:func:`load_commands` imports only the module of the command being run (typer builds every
-registered command on each start, which is most of a short command's start-up); help,
-completion and unknown commands get all of them. Commands call the library, print its result
+:func:`load_commands` imports only the module of the command being run and registers only
+that command (typer builds every registered command on each start, which is most of a short
+command's start-up; see :mod:`composesecrets.cli.grammar`); help, completion and unknown
+commands get all of them. Commands call the library, print its result
 objects, and exit with the code each :mod:`composesecrets.errors` class carries.
 """
 
@@ -20,6 +21,7 @@ from typing import NoReturn
 import typer
 
 from composesecrets.cli.app import app
+from composesecrets.cli.grammar import end_selection, register_deferred, select, selected_found
 from composesecrets.errors import ComposeSecretsError, InternalError
 
 __all__ = ["app", "load_commands", "main"]
@@ -36,27 +38,54 @@ COMMAND_MODULES = {
 }
 
 
+# command groups: a word after them names one of their commands
+GROUPS = ("secret", "stack", "store")
+
+
+def _command_words(args: Sequence[str]) -> list[str]:
+    """The words before the first option after the command word (``stack ls`` -> both)."""
+    words: list[str] = []
+    items = iter(args)
+    for arg in items:
+        if arg == "--store" and not words:
+            next(items, None)  # its value
+        elif arg.startswith("-"):
+            if words:
+                break
+        else:
+            words.append(arg)
+            if len(words) == 2:
+                break
+    return words
+
+
 def _command_word(args: Sequence[str]) -> str | None:
-    words = iter(args)
-    for arg in words:
-        if arg == "--store":
-            next(words, None)  # its value
-        elif not arg.startswith("-"):
-            return arg
-    return None
+    words = _command_words(args)
+    return words[0] if words else None
 
 
 def load_commands(args: Sequence[str] | None = None) -> None:
     """Register the commands ``args`` (default: all) can run; idempotent."""
-    word = _command_word(args) if args is not None else None
+    words = _command_words(args) if args is not None else []
+    word = words[0] if words else None
     if word in COMMAND_MODULES and "_COMPOSESECRETS_COMPLETE" not in os.environ:
         wanted = [COMMAND_MODULES[word]]
+        if word not in GROUPS:
+            select("", word)
+        elif len(words) == 2:
+            select(word, words[1])
     elif args is not None and word is None and "--version" in args:
         wanted = []  # answered by an eager option before any command
     else:
         wanted = list(dict.fromkeys(COMMAND_MODULES.values()))
-    for name in wanted:
-        importlib.import_module(f"composesecrets.cli.{name}")
+    try:
+        for name in wanted:
+            importlib.import_module(f"composesecrets.cli.{name}")
+    finally:
+        if selected_found():
+            end_selection()  # the others stay unregistered: this process runs one command
+        else:
+            register_deferred()  # all of them: help, or a misspelt command's suggestion
 
 
 def _fail(exc: ComposeSecretsError) -> NoReturn:

@@ -27,9 +27,18 @@ app = DockerTyper(
 )
 
 
-def group(help_text: str) -> typer.Typer:
-    """A command group (``secret``, ``stack``, ``store``) with Docker's grammar."""
-    return DockerTyper(cls=DockerGroup, help=help_text, no_args_is_help=True, rich_markup_mode=None)
+def group(name: str, help_text: str) -> typer.Typer:
+    """A command group (``secret``, ``stack``, ``store``) with Docker's grammar, added to the
+    root app under ``name``."""
+    found = DockerTyper(
+        group_name=name,
+        cls=DockerGroup,
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    app.add_typer(found, name=name)
+    return found
 
 
 class ListFormat(str, Enum):

@@ -8,6 +8,11 @@
 * a group given no command prints its help and exits 0, as ``docker`` and ``docker stack`` do;
 * an unknown command suggests the nearest command or alias (difflib, cutoff 0.75), or nothing
   when nothing is close (``stack logs`` is not close to ``ls``).
+
+Start-up: typer builds the click object of every registered command on each start, which is
+most of a short command's start-up. When :func:`select` names the one command a process runs,
+``DockerTyper.command()`` registers only that one and defers the others;
+:func:`register_deferred` adds them back (help, completion, a misspelt command's suggestion).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import typer
 from typer._click.exceptions import UsageError as ClickUsageError
@@ -29,6 +34,47 @@ ALIASES: dict[str, dict[str, str]] = {
 }
 SUGGEST_CUTOFF = 0.75
 _BRACED = re.compile(r"\{([^{}]+)\}")
+
+
+class _Selection:
+    """The (group, command) this process runs ("" is the root group), or None for all; the
+    registrations deferred meanwhile, and the order in which every command was declared."""
+
+    wanted: tuple[str, str] | None = None
+    found = False
+    deferred: ClassVar[list[tuple[typer.Typer, Callable[[], object]]]] = []
+    order: ClassVar[dict[tuple[int, Callable[..., Any] | None], int]] = {}
+
+
+def select(group: str, command: str) -> None:
+    """Register only ``command`` (or the command it is an alias of) of ``group`` from now on,
+    until :func:`end_selection` or :func:`register_deferred`."""
+    _Selection.wanted = (group, ALIASES.get(group, {}).get(command, command))
+    _Selection.found = False
+
+
+def selected_found() -> bool:
+    """Whether a selection is on and its command was registered (False: none selected, or
+    an unknown or misspelt command)."""
+    return _Selection.wanted is not None and _Selection.found
+
+
+def end_selection() -> None:
+    """Register normally from now on; what was deferred stays so until register_deferred."""
+    _Selection.wanted = None
+
+
+def register_deferred() -> None:
+    """Register every command deferred so far, each group in its declared order again."""
+    end_selection()
+    pending, _Selection.deferred = _Selection.deferred, []
+    for _typer, register in pending:
+        register()
+    for app in {id(t): t for t, _ in pending}.values():
+        key = id(app)
+        app.registered_commands.sort(
+            key=lambda info: _Selection.order.get((key, info.callback), 0)
+        )
 
 
 def suggestion(typo: str, names: list[str]) -> str | None:
@@ -96,9 +142,26 @@ class DockerCommand(TyperCommand):
 
 
 class DockerTyper(typer.Typer):
-    """A typer app whose groups and commands follow Docker's grammar (see module doc)."""
+    """A typer app whose groups and commands follow Docker's grammar (see module doc);
+    ``group_name`` is the word that runs it ("" for the root app)."""
+
+    def __init__(self, *, group_name: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group_name = group_name
 
     def command(
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
     ) -> Callable[[CommandFunctionType], CommandFunctionType]:
-        return super().command(name, cls=cls or DockerCommand, **kwargs)
+        register = super().command(name, cls=cls or DockerCommand, **kwargs)
+
+        def register_if_selected(function: CommandFunctionType) -> CommandFunctionType:
+            _Selection.order.setdefault((id(self), function), len(_Selection.order))
+            command_name = name or function.__name__.lower().replace("_", "-")  # typer's rule
+            wanted = _Selection.wanted
+            if wanted is None or (self.group_name, command_name) == wanted:
+                _Selection.found = wanted is not None
+                return register(function)
+            _Selection.deferred.append((self, lambda: register(function)))
+            return function
+
+        return register_if_selected

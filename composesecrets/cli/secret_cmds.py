@@ -12,7 +12,6 @@ import typer
 from composesecrets.cli.app import (
     FormatOption,
     ago,
-    app,
     group,
     notice,
     open_store,
@@ -25,8 +24,9 @@ from composesecrets.cli.completion import complete_secret
 from composesecrets.cli.templates import parse_format, render
 from composesecrets.errors import ComposeSecretsError, NotFoundError, UsageError
 
-secret_app = group("Manage secrets in the encrypted store (Docker's `docker secret` shape).")
-app.add_typer(secret_app, name="secret")
+secret_app = group(
+    "secret", "Manage secrets in the encrypted store (Docker's `docker secret` shape)."
+)
 
 NewName = Annotated[
     str, typer.Argument(metavar="NAME", help="Name of the new secret.", show_default=False)

@@ -13,7 +13,6 @@ import typer
 from composesecrets.cli.app import (
     FormatOption,
     Quiet,
-    app,
     group,
     open_store,
     print_json,
@@ -27,8 +26,9 @@ from composesecrets.cli.progress import Progress
 from composesecrets.cli.templates import parse_format, render
 from composesecrets.errors import InvalidComposeError
 
-stack_app = group("Deploy and tear down stacks with their secrets (Docker's `docker stack` shape).")
-app.add_typer(stack_app, name="stack")
+stack_app = group(
+    "stack", "Deploy and tear down stacks with their secrets (Docker's `docker stack` shape)."
+)
 
 
 class DeliveryMode(str, Enum):

@@ -12,7 +12,6 @@ import typer
 from composesecrets.cli.app import (
     ListFormat,
     TableOrJson,
-    app,
     group,
     notice,
     open_store,
@@ -22,8 +21,7 @@ from composesecrets.cli.app import (
 )
 from composesecrets.errors import IntegrityError
 
-store_app = group("Inspect, verify and re-key the encrypted store.")
-app.add_typer(store_app, name="store")
+store_app = group("store", "Inspect, verify and re-key the encrypted store.")
 
 
 @store_app.command("status")
@@ -49,9 +47,7 @@ def store_verify(ctx: typer.Context) -> None:
     if not report.ok:
         bad_versions = sum(1 for f in report.failures if f.kind == "version")
         bad_rows = len(report.failures) - bad_versions
-        summary = (
-            f"{bad_versions} of {report.checked} version{'s' * (report.checked != 1)} failed"
-        )
+        summary = f"{bad_versions} of {report.checked} version{'s' * (report.checked != 1)} failed"
         if bad_rows:
             summary += f"; the metadata of {bad_rows} secret{'s' * (bad_rows != 1)} failed"
         typer.echo(summary, err=True)

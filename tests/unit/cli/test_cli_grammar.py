@@ -423,6 +423,31 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
         assert heavy not in stacks
 
 
+def test_only_the_command_being_run_is_registered() -> None:
+    """typer builds every registered command on each start: a fresh `stack ls` registers
+    only `ls`; a misspelt command gets them all back, in their declared order."""
+    script = (
+        "import sys\n"
+        "from composesecrets.cli import load_commands\n"
+        "load_commands(sys.argv[1:])\n"
+        "from composesecrets.cli.stack_cmds import stack_app\n"
+        "print(' '.join(c.name or '' for c in stack_app.registered_commands))\n"
+    )
+
+    def registered(*args: str) -> list[str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True
+        )
+        return proc.stdout.split()
+
+    assert registered("stack", "ls") == ["ls"]
+    assert registered("stack", "down", "shop") == ["rm"]  # an alias selects its command
+    everything = ["deploy", "rm", "restore", "config", "ls", "ps", "services"]
+    assert registered("stack", "lss") == everything
+    assert registered("stack", "--help") == everything
+    assert registered("--store", "x", "stack") == everything
+
+
 def test_deploy_unlocks_before_any_progress(
     home: Path, engine: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
