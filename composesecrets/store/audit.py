@@ -7,10 +7,13 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import db as dbm
-from .records import AuditEntry, from_ns
+from .records import from_ns
+
+if TYPE_CHECKING:
+    from .reports import AuditEntry
 
 _INSERT = "INSERT INTO audit (at_ns, who, action, target, detail) VALUES (?, ?, ?, ?, ?)"
 
@@ -57,6 +60,8 @@ def entries(
     limit: int | None = None,
 ) -> list[AuditEntry]:
     """Entries, oldest first (``limit`` keeps the newest N)."""
+    from .reports import AuditEntry
+
     sql = "SELECT seq, at_ns, who, action, target, detail FROM audit WHERE 1 = 1"
     args: list[Any] = []
     if action is not None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import IntegrityError, RollbackError, StoreReadOnlyError
 from . import audit, crypto, sealing
 from . import db as dbm
 from .highwater import HighWater, Mark
 from .keyslot import KeyRing, Keys, check_current
-from .records import VerifyFailure, VerifyReport
+
+if TYPE_CHECKING:
+    from .reports import VerifyFailure, VerifyReport
 
 T = TypeVar("T")
 
@@ -185,6 +187,8 @@ def verify(guard: Guard, key_exists: bool) -> VerifyReport:
     :class:`IntegrityError` when it is empty although a key (or high-water mark) exists, and
     :class:`RollbackError` when it is older than a state already committed.
     """
+    from .reports import VerifyFailure, VerifyReport
+
     keyring = guard.keyring
     if not keyring.unlocked and keyring.read_slot() is None:
         if key_exists or guard.highwater.read() is not None:
@@ -233,6 +237,8 @@ def _int(value: object) -> int:
 
 
 def _check_versions(rows: list[sqlite3.Row], k: Keys, store_id: str) -> list[VerifyFailure]:
+    from .reports import VerifyFailure
+
     failures: list[VerifyFailure] = []
     for row in rows:
         secret_id, name, version = row["id"], row["name"], int(row["version"])

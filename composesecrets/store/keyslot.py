@@ -20,10 +20,11 @@ from ..errors import ConflictError, InputError, StoreLockedError
 from . import audit, crypto, keyfiles, keys, paths, pins, sealing
 from . import db as dbm
 from .keys import AutoUnlock, EnvKeyUnlock, Kek, KeyFileUnlock, Unlock
-from .records import KeyChange
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from .reports import KeyChange
 
 T = TypeVar("T")
 
@@ -334,6 +335,8 @@ class KeyRing:
             if pending is not None and key_file is not None:
                 kept = keyfiles.install(pending, key_file, k.generation)
                 self._check_installed(key_file)
+        from .reports import KeyChange
+
         self._keys = new
         return KeyChange(
             method=new_kek.method,

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ConflictError, InputError, IntegrityError, NotFoundError
 from . import audit, crypto, ids, sealing
@@ -19,8 +19,11 @@ from . import db as dbm
 from .filters import SecretFilter
 from .integrity import Guard
 from .keyslot import Keys
-from .records import SecretInfo, VersionInfo, from_ns
+from .records import SecretInfo, from_ns
 from .validation import check_labels, check_name, check_value, split_ref
+
+if TYPE_CHECKING:
+    from .reports import VersionInfo
 
 _SECRET_COLUMNS = "id, name, labels, current, created_ns, updated_ns"
 
@@ -109,6 +112,8 @@ def versions(
     c: sqlite3.Connection, info: SecretInfo, wanted: int | None
 ) -> tuple[VersionInfo, ...]:
     """The retained versions of a secret (only ``wanted`` when given)."""
+    from .reports import VersionInfo
+
     rows = c.execute(
         "SELECT version, size, created_ns, digest FROM versions WHERE secret_id = ?"
         " ORDER BY version",

@@ -15,27 +15,29 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ..errors import InputError, NotFoundError, StoreReadOnlyError
-from . import audit, integrity, keys, paths, pins, sealing, secretrows, usage
+from . import audit, integrity, keys, paths, pins, sealing, secretrows
 from . import db as dbm
 from .filters import SecretFilter
 from .highwater import HighWater, state_dir
 from .ids import new_id
 from .keys import AutoUnlock, EnvKeyUnlock, KeyFileUnlock, Unlock
 from .keyslot import KeyRing
-from .records import (
-    AuditEntry,
-    KeyChange,
-    SecretDetails,
-    SecretInfo,
-    StoreStatus,
-    Usage,
-    UsageRecord,
-    VerifyReport,
-    from_ns,
-)
+from .records import SecretInfo, from_ns
 from .validation import split_ref
+
+if TYPE_CHECKING:  # imported where used: listing secrets needs none of them (start-up)
+    from .reports import (
+        AuditEntry,
+        KeyChange,
+        SecretDetails,
+        StoreStatus,
+        Usage,
+        UsageRecord,
+        VerifyReport,
+    )
 
 DEFAULT_RETENTION = 10
 
@@ -266,6 +268,9 @@ class Store:
         ``name`` is an exact name; with ``allow_id`` (read-only interactive use, such as
         ``secret inspect``) it may also be an ID or a unique ID prefix, as in Docker.
         """
+        from . import usage
+        from .reports import SecretDetails
+
         base, wanted = split_ref(name)
         find = secretrows.lookup if allow_id else secretrows.by_name
 
@@ -297,6 +302,8 @@ class Store:
     def record_usage(self, stack: str, backend: str, usages: Sequence[Usage]) -> list[UsageRecord]:
         """Replace what ``stack`` uses with ``usages`` (exact secret names; versions default
         to the current one)."""
+        from . import usage
+
         try:
             return self._guard.write(
                 lambda c, _k: usage.record(c, self._retention, stack, backend, usages)
@@ -308,16 +315,21 @@ class Store:
 
     def usages(self, secret: str | None = None, stack: str | None = None) -> list[UsageRecord]:
         """Usage records, optionally for one secret (exact name) and/or one stack."""
+        from . import usage
+
         return dbm.retrying(self._connection(), lambda c: usage.of_secret(c, secret, stack))
 
     def clear_usage(self, stack: str) -> int:
         """Forget what ``stack`` uses (after it is removed); returns the records dropped."""
+        from . import usage
+
         return self._guard.write(lambda c, _k: usage.clear(c, self._retention, stack))
 
     # ------------------------------------------------------------------ store-wide
 
     def status(self) -> StoreStatus:
         """Counts and key-slot facts. Needs no key."""
+        from .reports import StoreStatus
 
         def count(c: sqlite3.Connection, table: str) -> int:
             return int(c.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"])

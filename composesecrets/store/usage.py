@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from ..errors import InputError, NotFoundError
 from . import audit
-from .records import Usage, UsageRecord, from_ns
+from .records import from_ns
+from .reports import Usage, UsageRecord
 from .secretrows import by_name, prune
 from .validation import split_ref
 
