@@ -48,6 +48,22 @@ def test_ids_are_unique_base36() -> None:
     assert all(looks_like_id(i) for i in ids)
 
 
+def test_every_public_name_of_the_store_package_imports_lazily() -> None:
+    """``composesecrets.store`` imports its submodules on first access (start-up): every name
+    in ``__all__`` resolves, each to the object its submodule defines, and nothing else does."""
+    import importlib
+
+    import composesecrets.store as package
+
+    assert set(package._LAZY) == set(package.__all__)
+    for name in package.__all__:
+        module = importlib.import_module(f"composesecrets.store.{package._LAZY[name]}")
+        assert getattr(package, name) is getattr(module, name)
+        assert name in dir(package)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        package.nothing_here  # noqa: B018
+
+
 def test_reopen_keeps_values(tmp_path: Path) -> None:
     key = tmp_path / "k" / "master.key"
     with open_keyfile_store(tmp_path / "s", key) as s:
