@@ -18,17 +18,15 @@ if TYPE_CHECKING:
     from .bulk import read_import
     from .filters import SecretFilter
     from .ids import new_id
+    from .kdf import Argon2Params, KdfParams, ScryptParams
     from .keys import (
         ENV_KEY,
         ENV_PASSPHRASE,
-        Argon2Params,
         AutoUnlock,
         EnvKeyUnlock,
-        KdfParams,
         KeyFileUnlock,
         PassphrasePrompt,
         PassphraseUnlock,
-        ScryptParams,
         Unlock,
         argon2_available,
     )
@@ -53,7 +51,7 @@ if TYPE_CHECKING:
 # command imports only the parts of the store it uses (start-up; ``secret ls`` needs neither
 # the import/export nor the report types).
 _LAZY = {
-    "Argon2Params": "keys",
+    "Argon2Params": "kdf",
     "AuditEntry": "reports",
     "AutoUnlock": "keys",
     "DEFAULT_RETENTION": "store",
@@ -62,13 +60,13 @@ _LAZY = {
     "ENV_KEY_FILE": "paths",
     "ENV_PASSPHRASE": "keys",
     "EnvKeyUnlock": "keys",
-    "KdfParams": "keys",
+    "KdfParams": "kdf",
     "KeyChange": "reports",
     "KeyFileUnlock": "keys",
     "NAME_MAX": "validation",
     "PassphrasePrompt": "keys",
     "PassphraseUnlock": "keys",
-    "ScryptParams": "keys",
+    "ScryptParams": "kdf",
     "SecretDetails": "reports",
     "SecretFilter": "filters",
     "SecretInfo": "records",

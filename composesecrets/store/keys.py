@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError, IntegrityError, StoreLockedError
 from . import paths
 from .crypto import KEY_BYTES, random_key
+
+if TYPE_CHECKING:  # only passphrases need them: imported where used (start-up)
+    from .kdf import KdfParams
 
 ENV_KEY = "COMPOSESECRETS_KEY"
 ENV_PASSPHRASE = "COMPOSESECRETS_PASSPHRASE"
@@ -56,27 +59,6 @@ def _argon2id() -> Any:
 
 def argon2_available() -> bool:
     return _argon2id() is not None
-
-
-@dataclass(frozen=True)
-class Argon2Params:
-    """Argon2id cost; the default (64 MiB, 3 passes, 4 lanes) follows RFC 9106's second choice."""
-
-    memory_kib: int = 65536
-    iterations: int = 3
-    lanes: int = 4
-
-
-@dataclass(frozen=True)
-class ScryptParams:
-    """scrypt cost, used when Argon2id is unavailable; default N = 2**17, r = 8, p = 1."""
-
-    log2_n: int = 17
-    r: int = 8
-    p: int = 1
-
-
-KdfParams = Argon2Params | ScryptParams
 
 
 def _stderr_notice(message: str) -> None:
@@ -201,6 +183,8 @@ def ensure_key_file(path: Path, notice: NoticeCallback | None) -> bytes:
 
 
 def new_kdf_spec(params: KdfParams | None) -> dict[str, Any]:
+    from .kdf import Argon2Params, ScryptParams
+
     salt = base64.b64encode(os.urandom(16)).decode("ascii")
     if params is None:
         params = Argon2Params() if argon2_available() else ScryptParams()

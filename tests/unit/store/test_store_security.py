@@ -27,6 +27,7 @@ from composesecrets.store import (
     EnvKeyUnlock,
     KeyFileUnlock,
     PassphraseUnlock,
+    ScryptParams,
     Store,
     keys,
 )
@@ -421,7 +422,7 @@ def test_default_kdf_is_strong() -> None:
         assert spec["alg"] == "scrypt" and spec["log2_n"] >= 17
     assert len(base64.b64decode(spec["salt"])) == 16
     assert keys.new_kdf_spec(None)["salt"] != spec["salt"]
-    scrypt = keys.new_kdf_spec(keys.ScryptParams(log2_n=10))
+    scrypt = keys.new_kdf_spec(ScryptParams(log2_n=10))
     assert len(keys.derive_kek(PASSPHRASE, scrypt)) == 32
 
 
