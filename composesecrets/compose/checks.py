@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from composesecrets import docker_rules
 from composesecrets.compose.diagnostics import Diagnostic, Severity, make
-from composesecrets.compose.yamlload import Loc, LocDict, substituted
+from composesecrets.compose.yamlload import LazyPattern, Loc, LocDict, substituted
 from composesecrets.model import Stack
 
 NAME_MAX = docker_rules.NAME_MAX
@@ -27,16 +27,17 @@ MAX_SECRET_BYTES = docker_rules.SECRET_VALUE_MAX
 SecretFiles = Literal["require", "unless-ignored", "optional"]
 Backend = Literal["engine", "swarm"]
 LONG_SYNTAX_KEYS = ("source", "target", "uid", "gid", "mode")
-_NUMERIC_ID = re.compile(r"^[0-9]+$")
-_TOKEN = re.compile(r"[^\s,\]}#]+")
+# compiled on first use: most files need few of them (start-up)
+_NUMERIC_ID: Any = LazyPattern(r"^[0-9]+$")
+_TOKEN: Any = LazyPattern(r"[^\s,\]}#]+")
 # Three octal digits without a leading 0: Docker reads them as a decimal number.
-_DECIMAL_LOOKING = re.compile(r"^[1-7][0-7]{2}$")
+_DECIMAL_LOOKING: Any = LazyPattern(r"^[1-7][0-7]{2}$")
 # Decimal spellings of common modes that people write on purpose (256 = 0o400, ...).
 _DELIBERATE_DECIMALS = frozenset(
     int(m, 8) for m in ("400", "440", "444", "600", "640", "644", "660", "664", "666", "700",
                         "750", "755", "777")
 )  # fmt: skip
-_CREDENTIAL = re.compile(
+_CREDENTIAL: Any = LazyPattern(
     r"(?:^|_)(?:PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|API_?KEY|KEY|KEY_BASE|SALT)$",
     re.IGNORECASE,
 )

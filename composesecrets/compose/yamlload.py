@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from composesecrets.errors import ParseError
 
 
-class _LazyPattern:
+class LazyPattern:
     """A regular expression compiled on first use, then used directly (start-up time)."""
 
     def __init__(self, pattern: Any, flags: int = 0) -> None:
@@ -40,7 +40,7 @@ def _lazy_compiles() -> Iterator[None]:
     """While PyYAML is imported, its regular expressions are compiled on first use only:
     its reader's Unicode class alone takes ~10 ms to compile and this module's loader uses
     neither the pure-Python reader nor PyYAML's resolver (see :func:`_resolve`)."""
-    re.compile = _LazyPattern  # type: ignore[assignment]
+    re.compile = LazyPattern  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -73,12 +73,13 @@ MAX_DEPTH = 200
 MAX_ALIAS_NODES = 1_000_000
 ALIAS_RATIO = 10
 
-_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-_DOT_FLOAT_RE = re.compile(r"^\.[0-9]+([eE][-+]?[0-9]+)?$")
-_INT_RE = {
-    "x": re.compile(r"^[0-9a-fA-F]+$"),
-    "o": re.compile(r"^[0-7]+$"),
-    "b": re.compile(r"^[01]+$"),
+# for numbers only: compiled on first use
+_FLOAT_RE: Any = LazyPattern(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_DOT_FLOAT_RE: Any = LazyPattern(r"^\.[0-9]+([eE][-+]?[0-9]+)?$")
+_INT_RE: dict[str, Any] = {
+    "x": LazyPattern(r"^[0-9a-fA-F]+$"),
+    "o": LazyPattern(r"^[0-7]+$"),
+    "b": LazyPattern(r"^[01]+$"),
 }
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUES = frozenset(("true", "True", "TRUE"))
