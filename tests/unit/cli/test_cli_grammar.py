@@ -427,6 +427,24 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
         assert heavy not in stacks
 
 
+def test_the_start_up_commands_annotations_are_evaluated_once() -> None:
+    """typer reads a command's annotations twice on every start: string annotations (``from
+    __future__ import annotations``) were compiled and evaluated each time (~3 ms for
+    ``validate``), so the modules of the timed commands keep evaluated ones."""
+    import importlib
+
+    for module, names in (
+        ("app", ["_root"]),
+        ("compose_cmds", ["validate", "config"]),
+        ("secret_cmds", ["secret_ls", "secret_inspect"]),
+    ):
+        found = importlib.import_module(f"composesecrets.cli.{module}")
+        for name in names:
+            hints = getattr(found, name).__annotations__
+            assert hints, name
+            assert not [k for k, v in hints.items() if isinstance(v, str)], (module, name)
+
+
 def test_only_the_command_being_run_is_registered() -> None:
     """typer builds every registered command on each start: a fresh `stack ls` registers
     only `ls`; a misspelt command gets them all back, in their declared order."""
