@@ -7,7 +7,6 @@ ever written here; values never are, not even transiently.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import time
 import urllib.parse
@@ -112,6 +111,8 @@ def is_busy(exc: sqlite3.Error) -> bool:
 
 
 def _backoff(attempt: int) -> None:
+    import random  # only when the database is busy (start-up)
+
     time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * (0.5 + random.random()))
 
 

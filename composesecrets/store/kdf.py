@@ -1,12 +1,18 @@
-"""The cost parameters of the passphrase KDFs (:mod:`.keys` stretches passphrases with them).
+"""The key-encryption key (:class:`Kek`) and the cost parameters of the passphrase KDFs, as
+:mod:`.keys` obtains them.
 
-Their own module: only stores unlocked by a passphrase need them, and a command that opens a
-store by key (or no key, as ``secret ls``) does not create these classes (start-up).
+Their own module: only unlocking needs them, and a command that reads the store without its
+key (``secret ls``, ``secret inspect``) does not create these classes (start-up).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .keys import Method
 
 
 @dataclass(frozen=True)
@@ -28,3 +34,16 @@ class ScryptParams:
 
 
 KdfParams = Argon2Params | ScryptParams
+
+
+@dataclass(frozen=True)
+class Kek:
+    """A key-encryption key and how it was obtained (kept in memory only)."""
+
+    key: bytes = field(repr=False)
+    method: Method
+    kdf: dict[str, Any] | None = None
+    key_file: Path | None = None
+    #: A fresh key for ``key_file`` that is not on disk yet: the rotation writes it to a
+    #: pending file before its commit and moves it over ``key_file`` after (:mod:`.keyfiles`).
+    fresh: bool = False

@@ -19,7 +19,6 @@ import fcntl
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -68,6 +67,8 @@ def try_locked(key_file: Path) -> Iterator[bool]:
 
 def write_pending(key_file: Path, text: str) -> Path:
     """Write a new key to this run's own pending file, durably, and return its path."""
+    import tempfile  # only a key rotation writes one (start-up)
+
     fd, name = tempfile.mkstemp(dir=key_file.parent, prefix=f".{key_file.name}.", suffix=".pending")
     try:
         os.fchmod(fd, 0o600)

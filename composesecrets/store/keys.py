@@ -21,8 +21,8 @@ from ..errors import InputError, IntegrityError, StoreLockedError
 from . import paths
 from .crypto import KEY_BYTES, random_key
 
-if TYPE_CHECKING:  # only passphrases need them: imported where used (start-up)
-    from .kdf import KdfParams
+if TYPE_CHECKING:  # imported where used: only unlocking needs them (start-up)
+    from .kdf import KdfParams, Kek
 
 ENV_KEY = "COMPOSESECRETS_KEY"
 ENV_PASSPHRASE = "COMPOSESECRETS_PASSPHRASE"
@@ -108,19 +108,6 @@ class AutoUnlock:
 
 
 Unlock = KeyFileUnlock | EnvKeyUnlock | PassphraseUnlock | AutoUnlock
-
-
-@dataclass(frozen=True)
-class Kek:
-    """A key-encryption key and how it was obtained (kept in memory only)."""
-
-    key: bytes = field(repr=False)
-    method: Method
-    kdf: dict[str, Any] | None = None
-    key_file: Path | None = None
-    #: A fresh key for ``key_file`` that is not on disk yet: the rotation writes it to a
-    #: pending file before its commit and moves it over ``key_file`` after (:mod:`.keyfiles`).
-    fresh: bool = False
 
 
 def encode_key(key: bytes) -> str:
@@ -339,6 +326,8 @@ def kek_for_existing(
     store_id: str | None = None,
 ) -> Kek:
     """Obtain the KEK that should open a store whose key slot records ``method``."""
+    from .kdf import Kek
+
     raw = method in ("keyfile", "env")
     if isinstance(unlock, AutoUnlock):
         if raw and environ.get(ENV_PASSPHRASE) and not environ.get(ENV_KEY):
@@ -402,6 +391,8 @@ def new_kek(
     ``COMPOSESECRETS_NEW_KEY``, else ``COMPOSESECRETS_KEY``).
     ``rotate``: a fresh key file key (``fresh``), or ``COMPOSESECRETS_NEW_KEY``.
     """
+    from .kdf import Kek
+
     if isinstance(unlock, AutoUnlock):
         if purpose != "init":
             raise ValueError("AutoUnlock can only initialise a store")

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from ..errors import ConflictError, InputError, StoreLockedError
 from . import audit, crypto, keyfiles, keys, paths, pins, sealing
 from . import db as dbm
-from .keys import AutoUnlock, EnvKeyUnlock, Kek, KeyFileUnlock, Unlock
+from .keys import AutoUnlock, EnvKeyUnlock, KeyFileUnlock, Unlock
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    from .kdf import Kek
     from .reports import KeyChange
 
 T = TypeVar("T")
@@ -218,6 +219,8 @@ class KeyRing:
             )
             if found is None:
                 raise self._locked_error(kek) from None
+            from .kdf import Kek
+
             kek = Kek(found[1], "keyfile", key_file=kek.key_file)
             root_key = crypto.unwrap_key(kek.key, slot.nonce, slot.wrapped, aad)
         return self._make_keys(kek, root_key, slot.generation)

@@ -417,9 +417,11 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
     for heavy in ("docker", "yaml", "cryptography", "composesecrets.cli.stack_cmds"):
         assert heavy not in listing
     # nor the store's parts it does not use: the report types (verify, status, inspect, usage,
-    # audit, key changes), usage records, import/export, value sources and the KDF costs
+    # audit, key changes), usage records, import/export, value sources, the KEK and KDF costs
     for unused in ("reports", "usage", "bulk", "sources", "kdf"):
         assert f"composesecrets.store.{unused}" not in listing
+    for unused in ("random", "tempfile"):  # only a busy database, only a key rotation
+        assert unused not in listing
     # the stack list asks the engine (none here: it fails after the imports) and no store
     stacks = imported("stack", "ls", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert "docker" in stacks
