@@ -6,6 +6,11 @@ still goes through its generic machinery. This module compiles the keywords our
 schemas use into plain closures that only answer "valid or not". A document it
 accepts skips jsonschema entirely; anything it rejects is validated again by jsonschema
 for the messages. A test checks that both agree on the corpus and on fuzzed documents.
+
+A property's schema is compiled when a document first has that key (``lazy``, the default):
+a file uses few of the schema's keys, and compiling all of them was most of a small file's
+check (start-up). Compiling lazily, :class:`Unsupported` can come from the check itself;
+``lazy=False`` compiles everything at once (the tests check that every schema compiles).
 """
 
 from __future__ import annotations
@@ -68,8 +73,11 @@ class FormatCheck(Protocol):
     def conforms(self, instance: object, format: str) -> bool: ...
 
 
-def compile_schema(root: dict[str, Any], format_checker: FormatCheck) -> Check:
-    """Compile ``root``; raises :class:`Unsupported` for keywords outside our subset."""
+def compile_schema(
+    root: dict[str, Any], format_checker: FormatCheck, *, lazy: bool = True
+) -> Check:
+    """Compile ``root``; raises :class:`Unsupported` for keywords outside our subset (with
+    ``lazy``, a property's schema is compiled, and may raise, when first checked)."""
     refs: dict[str, Check] = {}
 
     def ref(pointer: str) -> Check:
@@ -105,7 +113,7 @@ def compile_schema(root: dict[str, Any], format_checker: FormatCheck) -> Check:
         if "format" in schema:
             fmt = schema["format"]
             checks.append(lambda v: format_checker.conforms(v, fmt))
-        checks += _object(schema, compile_node)
+        checks += _object(schema, compile_node, lazy)
         checks += _array(schema, compile_node)
         checks += _scalar(schema)
         for key, combine in (("oneOf", _one_of), ("anyOf", _any_of), ("allOf", _all_of)):
@@ -158,12 +166,15 @@ def _all_of(checks: list[Check]) -> Check:
     return check
 
 
-def _object(schema: dict[str, Any], compile_node: Callable[[Any], Check]) -> list[Check]:
+def _object(
+    schema: dict[str, Any], compile_node: Callable[[Any], Check], lazy: bool
+) -> list[Check]:
     keys = ("properties", "patternProperties", "additionalProperties", "required",
             "minProperties", "maxProperties")  # fmt: skip
     if not any(k in schema for k in keys):
         return []
-    props = {k: compile_node(s) for k, s in schema.get("properties", {}).items()}
+    prop_schemas: dict[str, Any] = schema.get("properties", {})
+    props: dict[str, Check] = {} if lazy else {k: compile_node(s) for k, s in prop_schemas.items()}
     patterns = [
         (re.compile(p), compile_node(s)) for p, s in schema.get("patternProperties", {}).items()
     ]
@@ -181,6 +192,8 @@ def _object(schema: dict[str, Any], compile_node: Callable[[Any], Check]) -> lis
             return True
         for key, value in v.items():
             sub = props.get(key)
+            if sub is None and key in prop_schemas:
+                sub = props[key] = compile_node(prop_schemas[key])  # lazy: first use
             matched = sub is not None
             if sub is not None and not sub(value):
                 return False

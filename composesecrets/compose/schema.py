@@ -212,8 +212,11 @@ def _short(value: Any) -> str:
 def validate(config: LocDict, version: str, filename: str) -> list[Diagnostic]:
     """Validate one (interpolated) compose file against its version's schema."""
     fast = fast_check(version)
-    if fast is not None and fast(config):
-        return []
+    try:
+        if fast is not None and fast(config):
+            return []
+    except fastschema.Unsupported:  # a property's schema, compiled on first use
+        pass  # jsonschema alone decides
     from jsonschema.exceptions import best_match
 
     diagnostics: list[Diagnostic] = []

@@ -678,3 +678,31 @@ def test_docker_agrees_on_ports(docker: str, tmp_path: Path) -> None:
 def test_schemas_match_the_ones_inside_docker(docker: str) -> None:
     """Key by key, after the documented adjustments (see schemas/build_schemas.py)."""
     assert build_module().compare_with_docker(Path(docker)) == []
+
+
+def test_fast_path_compiles_a_property_when_a_document_first_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A property's schema is compiled on first use; one outside the fast path's subset
+    (seen only then) leaves the verdict to jsonschema instead of failing the check."""
+    from composesecrets.compose import fastschema, schema
+    from composesecrets.compose.formats import FAST_FORMATS
+    from composesecrets.compose.yamlload import load
+
+    root = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "odd": {"if": {"type": "string"}}},
+    }
+    with pytest.raises(fastschema.Unsupported, match="if"):
+        fastschema.compile_schema(root, FAST_FORMATS, lazy=False)
+    check = fastschema.compile_schema(root, FAST_FORMATS)  # nothing compiled but the root
+    assert check({"a": "x"}) and not check({"a": 1})
+    with pytest.raises(fastschema.Unsupported, match="if"):
+        check({"odd": 1})
+
+    # schema.validate then asks jsonschema (which ignores the draft-7 keyword in draft 4)
+    monkeypatch.setattr(schema, "fast_check", lambda version: check)
+    monkeypatch.setattr(schema, "validator", lambda version: jsonschema.Draft4Validator(root))
+    for text, rules in (("odd: 1\n", []), ("a: 1\n", ["schema"])):
+        document = load(text, "c.yml")
+        assert [d.rule for d in schema.validate(document, "3.8", "c.yml")] == rules, text
