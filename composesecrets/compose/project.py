@@ -17,15 +17,18 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from composesecrets import docker_rules, model
-from composesecrets.compose import checks, interpolate, loaderchecks, merge, schema, yamlload
+from composesecrets.compose import checks, envfiles, loaderchecks, merge, schema, yamlload
 from composesecrets.compose.checks import Backend, SecretFiles
 from composesecrets.compose.diagnostics import Diagnostic, Severity, make, sort_key
 from composesecrets.compose.rules import Selection, apply
 from composesecrets.compose.yamlload import LocDict
 from composesecrets.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from composesecrets.compose.interpolate import Finding
 
 DISCOVERY_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 # compose merges the first of these found beside the base file over it
@@ -215,7 +218,7 @@ def _load_project(
     working_dir = cwd if first == "-" else (cwd / first).resolve().parent
     environ = os.environ if environ is None else environ
     dotenv = _dotenv(env_file, working_dir, cwd, compat)
-    lookup = interpolate.make_lookup(environ, dotenv)
+    lookup = envfiles.make_lookup(environ, dotenv)
 
     project = Project(files=[], working_dir=working_dir, stack=None)
     loaded: list[_File] = []
@@ -299,7 +302,7 @@ def read_env_files(stack: model.Stack) -> model.Stack:
                     f'service "{name}": env_file {item} ({path}) does not exist or is '
                     "not a regular file"
                 )
-            env.update(interpolate.read_env_file(path))
+            env.update(envfiles.read_env_file(path))
         services[name] = dataclasses.replace(service, env_from_files=env)
     return dataclasses.replace(stack, services=services)
 
@@ -312,11 +315,11 @@ def _dotenv(
         path = path if path.is_absolute() else cwd / path
         if not path.is_file():
             raise InputError(f"env file {env_file} does not exist or is not a regular file")
-        return interpolate.read_env_file(path)
+        return envfiles.read_env_file(path)
     if compat:
         return {}  # docker stack config / deploy read no .env
     default = working_dir / ".env"
-    return interpolate.read_env_file(default) if default.is_file() else {}
+    return envfiles.read_env_file(default) if default.is_file() else {}
 
 
 def _prepare(
@@ -371,9 +374,8 @@ def _prepare(
             )
         )
         return None
-    result = interpolate.interpolate(root, lookup)
     bad = False
-    for finding in result.findings:
+    for finding in _interpolate(root, text, lookup):
         severity: Severity
         if finding.kind == "unset-variable":
             severity = "warning"
@@ -403,6 +405,17 @@ def _prepare(
         return None
     diags.extend(loaderchecks.check_file(root, version, name))
     return _File(name, text, root, version)
+
+
+def _interpolate(root: LocDict, text: str, lookup: Any) -> list[Finding]:
+    """Interpolate ``root`` in place; its findings. A file whose text has no ``$`` (nor a
+    backslash, with which a quoted YAML string can spell one) has nothing to interpolate,
+    and the machinery is then not even imported (start-up)."""
+    if "$" not in text and "\\" not in text:
+        return []
+    from composesecrets.compose import interpolate
+
+    return interpolate.interpolate(root, lookup).findings
 
 
 def _kind(value: Any) -> str:

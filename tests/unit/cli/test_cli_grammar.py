@@ -411,6 +411,10 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
     assert "composesecrets.compose.project" in validate
     for heavy in ("jsonschema", "docker", "cryptography", "composesecrets.cli.secret_cmds"):
         assert heavy not in validate
+    # a file without "$" needs no interpolation machinery; the store is not read at all
+    for unused in ("composesecrets.compose.interpolate", "composesecrets.store"):
+        assert unused not in validate
+    assert "composesecrets.compose.envfiles" in validate
     listing = imported("secret", "ls")
     assert "composesecrets.cli.secret_cmds" in listing
     # listing needs no key: neither cryptography nor the docker SDK nor the compose reader

@@ -288,6 +288,16 @@ def test_dotenv_beside_the_first_file(tmp_path: Path) -> None:
     assert image(project) == "busybox:fromdotenv"
 
 
+def test_a_dollar_spelt_as_a_yaml_escape_is_interpolated(tmp_path: Path) -> None:
+    """Files without "$" skip interpolation (start-up), but a double-quoted YAML string can
+    spell one with an escape: such a file is interpolated as Docker does."""
+    (tmp_path / "c.yml").write_text(TAGGED.replace("${TAG}", "\\x24{TAG}"))
+    assert "$" not in (tmp_path / "c.yml").read_text()
+    assert image(load(tmp_path / "c.yml", {"TAG": "escaped"})) == "busybox:escaped"
+    (tmp_path / "c.yml").write_text(TAGGED.replace("${TAG}", "\\u0024TAG"))
+    assert image(load(tmp_path / "c.yml", {"TAG": "escaped"})) == "busybox:escaped"
+
+
 def test_process_environment_wins_over_dotenv(tmp_path: Path) -> None:
     (tmp_path / "c.yml").write_text(TAGGED)
     (tmp_path / ".env").write_text("TAG=fromdotenv\n")
