@@ -22,8 +22,9 @@ from typing import Any
 
 from composesecrets.errors import UsageError
 
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_FIELD = re.compile(r"\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
+# strings: re compiles (and caches) them when a template is first given (start-up)
+_ACTION = r"\{\{-?\s*(.*?)\s*-?\}\}"
+_FIELD = r"\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$"
 
 # (kind, text): "text" literal, "field" a dotted path ("" is the whole row), "json" a path
 _Part = tuple[str, str]
@@ -52,7 +53,7 @@ def parse_format(value: str | None, fields: Sequence[str], *, command: str) -> O
     text = text.replace("\\t", "\t").replace("\\n", "\n")
     parts: list[_Part] = []
     position = 0
-    for match in _ACTION.finditer(text):
+    for match in re.finditer(_ACTION, text):
         if match.start() > position:
             parts.append(("text", text[position : match.start()]))
         parts.append(_action(match.group(1), fields, command=command))
@@ -69,9 +70,9 @@ def parse_format(value: str | None, fields: Sequence[str], *, command: str) -> O
 
 def _action(body: str, fields: Sequence[str], *, command: str) -> _Part:
     words = body.split()
-    if len(words) == 2 and words[0] == "json" and _FIELD.match(words[1]):
+    if len(words) == 2 and words[0] == "json" and re.match(_FIELD, words[1]):
         kind, path = "json", words[1]
-    elif len(words) == 1 and _FIELD.match(words[0]):
+    elif len(words) == 1 and re.match(_FIELD, words[0]):
         kind, path = "field", words[0]
     else:
         raise _usage(

@@ -6,7 +6,6 @@ ciphertext or wrapped key copied onto another row, or into another store, fails 
 
 from __future__ import annotations
 
-import hmac
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -173,10 +172,14 @@ def digest_key(root_key: bytes, store_id: str) -> bytes:
 
 def value_digest(key: bytes, value: bytes) -> bytes:
     """Keyed digest of a value: equal values give equal digests, without revealing them."""
+    import hmac  # only with the key: listing needs none (start-up)
+
     return hmac.digest(key, value, "sha256")
 
 
 def digest_equal(a: bytes, b: bytes) -> bool:
+    import hmac
+
     return hmac.compare_digest(a, b)
 
 
@@ -200,4 +203,6 @@ def mac(key: bytes, purpose: str, *parts: str | bytes | int | None) -> bytes:
             data = b"s" + part.encode("utf-8", "surrogatepass")
         chunks.append(len(data).to_bytes(4, "big"))
         chunks.append(data)
+    import hmac
+
     return hmac.digest(key, b"".join(chunks), "sha256")

@@ -8,8 +8,6 @@ stretched from a passphrase with Argon2id (scrypt when the installed ``cryptogra
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -110,15 +108,22 @@ class AutoUnlock:
 Unlock = KeyFileUnlock | EnvKeyUnlock | PassphraseUnlock | AutoUnlock
 
 
+# base64 is imported where a key is read or written: listing needs no key (start-up)
+
+
 def encode_key(key: bytes) -> str:
+    import base64
+
     return base64.b64encode(key).decode("ascii")
 
 
 def decode_key(text: str, *, where: str) -> bytes:
     """Decode a base64 32-byte key, raising :class:`StoreLockedError` with a fix hint."""
+    import base64
+
     try:
         key = base64.b64decode(text.strip().encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+    except (UnicodeEncodeError, ValueError):  # binascii.Error is a ValueError
         key = b""
     if len(key) != KEY_BYTES:
         raise StoreLockedError(
@@ -170,6 +175,8 @@ def ensure_key_file(path: Path, notice: NoticeCallback | None) -> bytes:
 
 
 def new_kdf_spec(params: KdfParams | None) -> dict[str, Any]:
+    import base64
+
     from .kdf import Argon2Params, ScryptParams
 
     salt = base64.b64encode(os.urandom(16)).decode("ascii")
@@ -206,6 +213,8 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
     """Stretch ``passphrase`` with the recorded KDF parameters (the one costly step)."""
     if not passphrase:
         raise StoreLockedError("the passphrase is empty", hint="enter the store's passphrase")
+    import base64
+
     secret = passphrase.encode("utf-8")
     try:
         salt = base64.b64decode(str(spec["salt"]), validate=True)
@@ -247,7 +256,7 @@ def derive_kek(passphrase: str, spec: Mapping[str, Any]) -> bytes:
 
             return Scrypt(salt=salt, length=KEY_BYTES, n=2**log2_n, r=r, p=p).derive(secret)
         raise ValueError(f"unknown KDF {alg!r}")
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
         raise StoreLockedError(
             f"the store's passphrase parameters are damaged ({exc})",
             hint="restore the store from a backup",

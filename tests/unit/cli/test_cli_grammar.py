@@ -424,7 +424,8 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
     # audit, key changes), usage records, import/export, value sources, the KEK and KDF costs
     for unused in ("reports", "usage", "bulk", "sources", "kdf"):
         assert f"composesecrets.store.{unused}" not in listing
-    for unused in ("random", "tempfile"):  # only a busy database, only a key rotation
+    # nor what only a busy database, a key rotation or the key itself needs
+    for unused in ("random", "tempfile", "base64", "hmac"):
         assert unused not in listing
     # the stack list asks the engine (none here: it fails after the imports) and no store
     stacks = imported("stack", "ls", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
