@@ -110,14 +110,25 @@ class ContainerInfo:
     secrets: tuple[str, ...] = field(default=())
     id: str = ""
     versions: tuple[str, ...] = ()  # store versions it holds, as name@version
+    # as docker stack ps names them: the node (engine host name), running or shutdown, why
+    # it failed, and its published ports as docker ps prints them (0.0.0.0:8080->80/tcp)
+    node: str = ""
+    desired_state: str = ""
+    error: str = ""
+    ports: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """As ``stack ps --format json`` prints it."""
         return {
+            "ID": self.id,
             "Name": self.name,
             "Service": self.service,
             "Image": self.image,
+            "Node": self.node,
+            "DesiredState": self.desired_state,
             "State": self.state,
+            "Error": self.error,
+            "Ports": list(self.ports),
             "Secrets": list(self.secrets),
             "SecretVersions": list(self.versions),
         }

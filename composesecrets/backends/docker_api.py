@@ -21,16 +21,24 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import unquote_plus, urlsplit
 
+from composesecrets.backends.engine_reader import (
+    START_HINT,
+    describe_request,
+    engine_address,
+    reason,
+    unreachable,
+)
 from composesecrets.errors import BackendError, ComposeSecretsError, DeployFailedError
 
 __all__ = [
+    "START_HINT",
     "STOP_WORKERS",
     "WORKERS",
     "LazyClient",
     "debug_enabled",
     "deploy_failed",
+    "describe_request",
     "docker",
     "enable_debug",
     "engine_address",
@@ -62,39 +70,7 @@ def is_local_daemon(environ: Mapping[str, str] | None = None) -> bool:
     return not host or host.startswith("unix://")
 
 
-def engine_address(environ: Mapping[str, str] | None = None) -> str:
-    """Where the SDK looks for the engine: ``DOCKER_HOST`` or the default socket."""
-    return (os.environ if environ is None else environ).get(
-        "DOCKER_HOST", ""
-    ) or "unix:///var/run/docker.sock"
-
-
-START_HINT = (
-    "start the Docker Engine (`sudo systemctl start docker`, or run `sudo dockerd`), "
-    "or point DOCKER_HOST at a running one; `docker info` checks it"
-)
-
-
-def _unreachable(exc: BaseException) -> BackendError:
-    """The error for an engine that cannot be reached: where, why in plain words, what to do
-    (whatever the backend was doing does not matter then)."""
-    address = engine_address()
-    text = str(exc)
-    if "FileNotFoundError" in text or "No such file" in text:
-        why = "no such socket"
-    elif "PermissionError" in text or "Permission denied" in text:
-        why = "permission denied on the socket"
-        return BackendError(
-            f"cannot reach the Docker Engine at {address}: {why}",
-            hint="run as root, or add your user to the docker group (then log in again)",
-        )
-    elif "Connection refused" in text or "ConnectionRefusedError" in text:
-        why = "connection refused"
-    elif "timed out" in text.lower():
-        why = "no answer (timed out)"
-    else:
-        why = reason(exc)
-    return BackendError(f"cannot reach the Docker Engine at {address}: {why}", hint=START_HINT)
+_unreachable = unreachable
 
 
 @contextlib.contextmanager
@@ -119,14 +95,6 @@ def translated(what: str) -> Iterator[None]:
 
 def _is_transport(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("requests", "urllib3")
-
-
-def reason(exc: Any) -> str:
-    """The engine's own explanation of an SDK error (its message otherwise)."""
-    explanation = getattr(exc, "explanation", None)
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode("utf-8", "replace")
-    return str(explanation or exc).strip()
 
 
 def deploy_failed(stack: str, exc: ComposeSecretsError) -> DeployFailedError:
@@ -167,14 +135,6 @@ def enable_debug() -> None:
         log.addHandler(handler)
     log.setLevel(logging.DEBUG)
     log.propagate = False
-
-
-def describe_request(method: str, url: str) -> str:
-    """``GET /v1.47/containers/json?filters=...``: the path and query, never a body."""
-    parts = urlsplit(url)
-    path = unquote_plus(parts.path)
-    query = f"?{unquote_plus(parts.query)}" if parts.query else ""
-    return f"{method} {path}{query}"
 
 
 def _log_response(response: Any, *args: Any, **kwargs: Any) -> None:
