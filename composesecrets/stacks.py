@@ -22,16 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composesecrets.backends import (
-    Backend,
-    ContainerInfo,
-    DeployRequest,
-    DeployResult,
-    Plan,
-    Progress,
-    RemoveResult,
-    get_backend,
-)
 from composesecrets.backends import engine_reader as reader
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import (
@@ -45,6 +35,14 @@ from composesecrets.errors import (
 
 if TYPE_CHECKING:  # imported where used: the listings (`stack ls`) need none of them
     from composesecrets import model, stackfiles
+    from composesecrets.backends import (
+        Backend,
+        ContainerInfo,
+        DeployResult,
+        Plan,
+        Progress,
+        RemoveResult,
+    )
     from composesecrets.backends.engine.restore import RestoreResult
     from composesecrets.store import Store
 
@@ -160,6 +158,7 @@ def _prepare(
 ) -> tuple[model.Stack, Plan, Backend, list[str]]:
     """Load and validate strictly, plan, tell the warnings, refuse unapplied keys."""
     from composesecrets import stackfiles
+    from composesecrets.backends import DeployRequest, get_backend
     from composesecrets.backends.unapplied import blocking
     from composesecrets.compose.project import load_project, read_env_files
 
@@ -259,7 +258,7 @@ def _deploy_backend(store: Store, stack: str, wanted: str | None) -> str:
 def _found_on(stack: str) -> str | None:
     """The backend whose engine has objects of ``stack`` (a stack without secrets has no
     record in the store); None when none has."""
-    from composesecrets.backends import BACKENDS
+    from composesecrets.backends import BACKENDS, get_backend
     from composesecrets.errors import BackendError
 
     for name in BACKENDS:
@@ -329,6 +328,7 @@ def remove(
     progress: Progress,
 ) -> RemoveResult:
     """Remove the stack from the engine, then (unless ``keep_secrets``) its own store secrets."""
+    from composesecrets.backends import get_backend
     from composesecrets.store import Store
 
     opener = store_opener or (lambda: Store.open(store_dir, create=False))
@@ -372,6 +372,7 @@ def restore(
     was deployed with) and start the containers Docker would have restarted. Needs no
     compose file and no secret file; idempotent. ``everything``: every engine stack this
     store recorded (stacks without secrets need nothing: Docker restarts them itself)."""
+    from composesecrets.backends import get_backend
     from composesecrets.backends.engine.backend import EngineBackend
     from composesecrets.backends.engine.restore import FileRecord
 

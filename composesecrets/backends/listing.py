@@ -11,10 +11,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from composesecrets.backends import ContainerInfo
-from composesecrets.backends.engine_reader import Transport
 from composesecrets.docker_rules import (
     LABEL_DIR,
     LABEL_IMAGE,
@@ -26,6 +24,10 @@ from composesecrets.docker_rules import (
     ROTATE_IN_PLACE,
 )
 from composesecrets.errors import BackendError, EngineApiError
+
+if TYPE_CHECKING:  # `stack ls` needs neither (start-up time)
+    from composesecrets.backends import ContainerInfo
+    from composesecrets.backends.engine_reader import Transport
 
 __all__ = [
     "ServiceDetails",
@@ -186,6 +188,8 @@ def engine_containers(api: Transport, stack: str) -> list[ContainerInfo]:
         inspected = [api.get(f"/containers/{item['Id']}/json") for item in listed]
     except EngineApiError as exc:  # e.g. a container removed meanwhile
         raise _asking(what, exc) from None
+    from composesecrets.backends import ContainerInfo
+
     root = _runtime_root(inspected)
     out = []
     for item, found in zip(listed, inspected, strict=True):
@@ -239,6 +243,8 @@ def swarm_containers(
         tasks = list(api.get("/tasks", query) or [])
     except EngineApiError as exc:
         raise _asking("listing tasks", exc) from None
+    from composesecrets.backends import ContainerInfo
+
     hosts = _hostnames(api, tasks)
     out = []
     for task in tasks:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from unit.backends.conftest import Load, quiet, secrets_for
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import serve
 
 from composesecrets.backends import DeployRequest
 from composesecrets.backends.engine import atomic
@@ -232,6 +233,7 @@ def test_stack_ps_shows_each_containers_secret_versions(
     deploy(backend, request, b"CANARY-v1", 1)
     deploy(backend, request, b"CANARY-v2", 2)
     monkeypatch.setitem(backends.BACKENDS, "engine", lambda: backend)
+    serve(monkeypatch, engine=fake)
     monkeypatch.setenv("COMPOSESECRETS_HOME", str(tmp_path / "no-store"))
     shown = run_main(["stack", "ps", "st"])
     assert shown.code == 0, shown.output
