@@ -39,6 +39,7 @@ class _Engine(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.seen.append(self.path)
+        body: Any
         if self.path == "/version":
             status, body = 200, {"ApiVersion": self.api_version}
         elif self.path == f"/v{self.api_version}/_ping":
