@@ -17,10 +17,11 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from composesecrets.backends.engine_reader import (
     START_HINT,
@@ -43,6 +44,7 @@ __all__ = [
     "enable_debug",
     "engine_address",
     "is_local_daemon",
+    "is_running",
     "list_containers",
     "parallel",
     "reason",
@@ -153,7 +155,12 @@ def _log_calls(client: Any) -> None:
 
 class LazyClient:
     """A backend's Docker SDK client: the one it was given, else one made from the
-    environment on first use (and pinged, so that an unreachable engine fails at once)."""
+    environment on first use (and pinged, so that an unreachable engine fails at once).
+    Made clients are shared by every backend of the process that finds the same environment
+    (one connection pool, one ping: a deploy asks both backends about the stack first)."""
+
+    _shared: ClassVar[dict[tuple[str, ...], Any]] = {}
+    _shared_lock = threading.Lock()
 
     def __init__(self, client: Any = None) -> None:
         self._client = client
@@ -161,24 +168,43 @@ class LazyClient:
     @property
     def client(self) -> Any:
         if self._client is None:
-            debug = debug_enabled()
-            if debug:
-                enable_debug()
-                log.debug("connecting to the Docker Engine at %s", engine_address())
-            started = time.monotonic()
-            with translated("connecting to the Docker Engine"):
-                try:
-                    client = docker().from_env(timeout=120, max_pool_size=STOP_WORKERS)
-                    if debug:
-                        _log_calls(client)
-                    client.ping()
-                except Exception as exc:
-                    if debug:
-                        took = (time.monotonic() - started) * 1000
-                        log.debug("connecting failed after %.0f ms: %s", took, type(exc).__name__)
-                    raise
-            self._client = client
+            key = tuple(os.environ.get(k, "") for k in _CLIENT_ENV)
+            with self._shared_lock:
+                found = self._shared.get(key)
+                if found is None:
+                    found = self._shared[key] = _connect()
+            self._client = found
         return self._client
+
+
+# what docker.from_env() reads: a client made for one of these is not shared with another
+_CLIENT_ENV = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION")
+
+
+def _connect() -> Any:
+    debug = debug_enabled()
+    if debug:
+        enable_debug()
+        log.debug("connecting to the Docker Engine at %s", engine_address())
+    started = time.monotonic()
+    with translated("connecting to the Docker Engine"):
+        try:
+            client = docker().from_env(timeout=120, max_pool_size=STOP_WORKERS)
+            if debug:
+                _log_calls(client)
+            client.ping()
+        except Exception as exc:
+            if debug:
+                took = (time.monotonic() - started) * 1000
+                log.debug("connecting failed after %.0f ms: %s", took, type(exc).__name__)
+            raise
+    return client
+
+
+def is_running(attrs: Mapping[str, Any]) -> bool:
+    """Running, by a list entry (``State`` is a word) or an inspect (``State`` a mapping)."""
+    state = attrs.get("State")
+    return state == "running" or (isinstance(state, Mapping) and bool(state.get("Running")))
 
 
 def list_containers(client: Any, filters: dict[str, str] | None) -> list[Any]:
