@@ -494,7 +494,7 @@ class EngineBackend(LazyClient):
     ) -> restoring.RestoreResult:
         """Re-create the stack's secret files (values from ``fetch``) and start what Docker
         would have restarted; see :mod:`.restore`."""
-        containers = self._stack_containers(stack)
+        containers = self._stack_containers(stack, sparse=True)  # inspected where stopped
         values = fetch(restoring.needed(containers, version))
         return restoring.restore_containers(stack, containers, values, version, progress)
 
