@@ -17,6 +17,12 @@ NAME_MAX = 64  # swarmkit's limit on object names
 # docker/cli: a stack name (the namespace of every object of the stack).
 STACK_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
+# --------------------------------------------------------------------------- Engine API
+# The API version the docker SDK asks for by default (docker.constants.
+# DEFAULT_DOCKER_API_VERSION; a unit test keeps them equal): the read-only listing path
+# (backends/engine_reader.py) uses it, capped at what the engine supports, without the SDK.
+DOCKER_API_VERSION = "1.45"
+
 # --------------------------------------------------------------------------- limits
 SECRET_VALUE_MAX = 511_999  # swarmkit refuses len >= 500 * 1024
 LABEL_KEY_MAX = 255

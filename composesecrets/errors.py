@@ -143,6 +143,15 @@ class BackendError(ComposeSecretsError):
     exit_code = 8
 
 
+class EngineApiError(BackendError):
+    """The Docker Engine answered an API call with an error status (``status``: 404, 503 ...);
+    the message is the engine's own explanation."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 class DeployFailedError(BackendError):
     """A deploy failed part-way; what this run created was removed."""
 

@@ -86,12 +86,14 @@ def import_files(
     progress: Progress,
     values: Values,
 ) -> list[str]:
-    """Import each ``file:`` definition; a changed content becomes a new version.
+    """Import each ``file:`` definition; a changed content becomes a new version. The new
+    secrets are created in one store transaction (one commit for a whole new stack).
 
     ``values`` collects store name -> (value, version) for the definitions handled here."""
     from composesecrets.store import read_value
 
     changed = []
+    new: list[tuple[model.SecretDef, bytes]] = []
     for definition in definitions:
         if definition.external or definition.file is None:
             continue
@@ -99,10 +101,7 @@ def import_files(
         try:
             version = store.inspect(definition.name).info.version
         except NotFoundError:
-            progress(definition.name, f"importing {definition.kind}")
-            labels = _labels(definition, stack_name)
-            values[definition.name] = (value, store.create(definition.name, value, labels).version)
-            changed.append(definition.name)
+            new.append((definition, value))
             continue
         current = store.get(definition.name, version, audit=False)
         if hmac.compare_digest(current, value):
@@ -111,6 +110,12 @@ def import_files(
             progress(definition.name, f"new {definition.kind} version")
             values[definition.name] = (value, store.rotate(definition.name, value).version)
             changed.append(definition.name)
+    for definition, _value in new:
+        progress(definition.name, f"importing {definition.kind}")
+    created = store.import_many((d.name, v, _labels(d, stack_name)) for d, v in new)
+    for (definition, value), info in zip(new, created, strict=True):
+        values[definition.name] = (value, info.version)
+        changed.append(definition.name)
     return changed
 
 

@@ -22,18 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composesecrets import model, stackfiles
-from composesecrets.backends import (
-    Backend,
-    ContainerInfo,
-    DeployRequest,
-    DeployResult,
-    Plan,
-    Progress,
-    RemoveResult,
-    get_backend,
-)
-from composesecrets.backends.unapplied import blocking
+from composesecrets.backends import engine_reader as reader
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import (
     ComposeSecretsError,
@@ -44,7 +33,16 @@ from composesecrets.errors import (
     UnappliedKeysError,
 )
 
-if TYPE_CHECKING:  # the store is imported where one is opened: `stack ls` needs none
+if TYPE_CHECKING:  # imported where used: the listings (`stack ls`) need none of them
+    from composesecrets import model, stackfiles
+    from composesecrets.backends import (
+        Backend,
+        ContainerInfo,
+        DeployResult,
+        Plan,
+        Progress,
+        RemoveResult,
+    )
     from composesecrets.backends.engine.restore import RestoreResult
     from composesecrets.store import Store
 
@@ -77,11 +75,15 @@ class ServiceSummary:
     image: str
     replicas: int
     running: int
+    id: str = ""  # the swarm service's (the engine backend has no service objects)
+    mode: str = "replicated"  # or global
+    ports: tuple[str, ...] = ()  # published ports, as docker stack services prints them
 
     def to_json(self) -> dict[str, Any]:
         """As ``stack services --format json`` prints it."""
-        return {"Name": self.name, "Image": self.image, "Replicas": self.replicas,
-                "Running": self.running}  # fmt: skip
+        return {"ID": self.id, "Name": self.name, "Mode": self.mode, "Image": self.image,
+                "Replicas": self.replicas, "Running": self.running,
+                "Ports": list(self.ports)}  # fmt: skip
 
 
 def _ignore(_warning: str) -> None:
@@ -121,6 +123,8 @@ def deploy(stack: str, options: DeployOptions, progress: Progress) -> StackDeplo
     ``options.backend`` the stack's recorded backend is used (engine for a new stack); another
     one is refused (:class:`ConflictError`) with the steps to move the stack. A ``file:``
     whose file is missing uses the store's ``<STACK>_<key>`` (and says so)."""
+    from composesecrets import stackfiles
+
     loaded, plan, backend, warnings = _prepare(stack, options, options.backend or "engine")
     with _open_store(options) as store, stack_lock(store, stack):
         chosen = _deploy_backend(store, stack, options.backend)
@@ -153,6 +157,9 @@ def _prepare(
     stack: str, options: DeployOptions, backend_name: str
 ) -> tuple[model.Stack, Plan, Backend, list[str]]:
     """Load and validate strictly, plan, tell the warnings, refuse unapplied keys."""
+    from composesecrets import stackfiles
+    from composesecrets.backends import DeployRequest, get_backend
+    from composesecrets.backends.unapplied import blocking
     from composesecrets.compose.project import load_project, read_env_files
 
     project = load_project(
@@ -203,6 +210,8 @@ class DryRun:
 def dry_run(stack: str, options: DeployOptions) -> DryRun:
     """Load, validate, plan and resolve secrets and configs without importing them, and
     compare with what runs: the store and the engine stay unchanged."""
+    from composesecrets import stackfiles
+
     loaded, plan, backend, warnings = _prepare(stack, options, options.backend or "engine")
     definitions = stackfiles.used(loaded)
     try:
@@ -249,7 +258,7 @@ def _deploy_backend(store: Store, stack: str, wanted: str | None) -> str:
 def _found_on(stack: str) -> str | None:
     """The backend whose engine has objects of ``stack`` (a stack without secrets has no
     record in the store); None when none has."""
-    from composesecrets.backends import BACKENDS
+    from composesecrets.backends import BACKENDS, get_backend
     from composesecrets.errors import BackendError
 
     for name in BACKENDS:
@@ -319,6 +328,7 @@ def remove(
     progress: Progress,
 ) -> RemoveResult:
     """Remove the stack from the engine, then (unless ``keep_secrets``) its own store secrets."""
+    from composesecrets.backends import get_backend
     from composesecrets.store import Store
 
     opener = store_opener or (lambda: Store.open(store_dir, create=False))
@@ -362,6 +372,7 @@ def restore(
     was deployed with) and start the containers Docker would have restarted. Needs no
     compose file and no secret file; idempotent. ``everything``: every engine stack this
     store recorded (stacks without secrets need nothing: Docker restarts them itself)."""
+    from composesecrets.backends import get_backend
     from composesecrets.backends.engine.backend import EngineBackend
     from composesecrets.backends.engine.restore import FileRecord
 
@@ -427,48 +438,67 @@ def _recorded_backend(stack: str, store_opener: Callable[[], Store] | None) -> s
 
 
 def stacks(store_opener: Callable[[], Store] | None = None) -> list[StackSummary]:
-    """Stacks found on every backend that answers (a non-swarm engine has no swarm stacks)."""
-    from composesecrets.backends import BACKENDS
-    from composesecrets.errors import BackendError
+    """Stacks found on the engine and, when it is a swarm manager, on the swarm (read-only
+    listing: neither the docker SDK nor the backends are imported on a local engine)."""
+    from composesecrets.backends import listing
 
-    found: dict[str, StackSummary] = {}
-    for name in BACKENDS:
-        backend = get_backend(name)
-        try:
-            names = backend.stacks()
-        except BackendError:
-            if name == "engine":
-                raise
-            continue  # e.g. the swarm backend on an engine that is not a manager
-        for stack in names:
-            if stack in found:
-                continue
-            services = {c.service for c in backend.containers(stack)}
-            found[stack] = StackSummary(stack, len(services), backend.name)
+    api = reader.connect()
+    found = {name: StackSummary(name, count, "engine")
+             for name, count in listing.engine_stacks(api).items()}  # fmt: skip
+    for name, count in listing.swarm_stacks(api).items():
+        found.setdefault(name, StackSummary(name, count, "swarm"))
     return [found[name] for name in sorted(found)]
 
 
-def containers(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ContainerInfo]:
-    backend = get_backend(_recorded_backend(stack, store_opener))
-    found = backend.containers(stack)
+def _listed(
+    stack: str, store_opener: Callable[[], Store] | None
+) -> tuple[str, list[ContainerInfo], list[dict[str, Any]]]:
+    """(backend, the stack's containers or tasks, its swarm services) from the listing."""
+    from composesecrets.backends import listing
+
+    name = _recorded_backend(stack, store_opener)
+    api = reader.connect()
+    if name == "swarm":
+        services = listing.swarm_services(api, stack)
+        found = listing.swarm_containers(api, stack, services)
+    else:
+        services, found = [], listing.engine_containers(api, stack)
     if not found:
-        raise NotFoundError(f"nothing of stack {stack} runs on the {backend.name} backend")
-    return found
+        raise NotFoundError(f"nothing of stack {stack} runs on the {name} backend")
+    return name, found, services
+
+
+def containers(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ContainerInfo]:
+    """The stack's containers (swarm: its tasks that should run), as ``stack ps`` shows them."""
+    return _listed(stack, store_opener)[1]
 
 
 def services(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ServiceSummary]:
+    """One summary per service, as ``stack services`` shows them."""
+    from composesecrets.backends import listing
+
+    _, found, raw = _listed(stack, store_opener)
+    details = listing.swarm_details(raw)
     grouped: dict[str, list[ContainerInfo]] = {}
-    for info in containers(stack, store_opener):
+    for info in found:
         grouped.setdefault(info.service, []).append(info)
-    return [
-        ServiceSummary(
-            name=f"{stack}_{name}",
-            image=items[0].image,
-            replicas=len(items),
-            running=sum(i.state == "running" for i in items),
+    out = []
+    for name, items in sorted(grouped.items()):
+        detail = details.get(name) or listing.ServiceDetails(
+            ports=tuple(dict.fromkeys(p for i in items for p in i.ports))
         )
-        for name, items in sorted(grouped.items())
-    ]
+        out.append(
+            ServiceSummary(
+                name=f"{stack}_{name}",
+                image=items[0].image,
+                replicas=len(items),
+                running=sum(i.state == "running" for i in items),
+                id=detail.id,
+                mode=detail.mode,
+                ports=detail.ports,
+            )
+        )
+    return out
 
 
 def describe(result: Any) -> str:

@@ -17,24 +17,34 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-from urllib.parse import unquote_plus, urlsplit
+from typing import Any, ClassVar, TypeVar
 
+from composesecrets.backends.engine_reader import (
+    START_HINT,
+    describe_request,
+    engine_address,
+    reason,
+    unreachable,
+)
 from composesecrets.errors import BackendError, ComposeSecretsError, DeployFailedError
 
 __all__ = [
+    "START_HINT",
     "STOP_WORKERS",
     "WORKERS",
     "LazyClient",
     "debug_enabled",
     "deploy_failed",
+    "describe_request",
     "docker",
     "enable_debug",
     "engine_address",
     "is_local_daemon",
+    "is_running",
     "list_containers",
     "parallel",
     "reason",
@@ -62,39 +72,7 @@ def is_local_daemon(environ: Mapping[str, str] | None = None) -> bool:
     return not host or host.startswith("unix://")
 
 
-def engine_address(environ: Mapping[str, str] | None = None) -> str:
-    """Where the SDK looks for the engine: ``DOCKER_HOST`` or the default socket."""
-    return (os.environ if environ is None else environ).get(
-        "DOCKER_HOST", ""
-    ) or "unix:///var/run/docker.sock"
-
-
-START_HINT = (
-    "start the Docker Engine (`sudo systemctl start docker`, or run `sudo dockerd`), "
-    "or point DOCKER_HOST at a running one; `docker info` checks it"
-)
-
-
-def _unreachable(exc: BaseException) -> BackendError:
-    """The error for an engine that cannot be reached: where, why in plain words, what to do
-    (whatever the backend was doing does not matter then)."""
-    address = engine_address()
-    text = str(exc)
-    if "FileNotFoundError" in text or "No such file" in text:
-        why = "no such socket"
-    elif "PermissionError" in text or "Permission denied" in text:
-        why = "permission denied on the socket"
-        return BackendError(
-            f"cannot reach the Docker Engine at {address}: {why}",
-            hint="run as root, or add your user to the docker group (then log in again)",
-        )
-    elif "Connection refused" in text or "ConnectionRefusedError" in text:
-        why = "connection refused"
-    elif "timed out" in text.lower():
-        why = "no answer (timed out)"
-    else:
-        why = reason(exc)
-    return BackendError(f"cannot reach the Docker Engine at {address}: {why}", hint=START_HINT)
+_unreachable = unreachable
 
 
 @contextlib.contextmanager
@@ -119,14 +97,6 @@ def translated(what: str) -> Iterator[None]:
 
 def _is_transport(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("requests", "urllib3")
-
-
-def reason(exc: Any) -> str:
-    """The engine's own explanation of an SDK error (its message otherwise)."""
-    explanation = getattr(exc, "explanation", None)
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode("utf-8", "replace")
-    return str(explanation or exc).strip()
 
 
 def deploy_failed(stack: str, exc: ComposeSecretsError) -> DeployFailedError:
@@ -169,14 +139,6 @@ def enable_debug() -> None:
     log.propagate = False
 
 
-def describe_request(method: str, url: str) -> str:
-    """``GET /v1.47/containers/json?filters=...``: the path and query, never a body."""
-    parts = urlsplit(url)
-    path = unquote_plus(parts.path)
-    query = f"?{unquote_plus(parts.query)}" if parts.query else ""
-    return f"{method} {path}{query}"
-
-
 def _log_response(response: Any, *args: Any, **kwargs: Any) -> None:
     request = response.request
     elapsed = response.elapsed.total_seconds() * 1000 if response.elapsed else 0.0
@@ -193,7 +155,12 @@ def _log_calls(client: Any) -> None:
 
 class LazyClient:
     """A backend's Docker SDK client: the one it was given, else one made from the
-    environment on first use (and pinged, so that an unreachable engine fails at once)."""
+    environment on first use (and pinged, so that an unreachable engine fails at once).
+    Made clients are shared by every backend of the process that finds the same environment
+    (one connection pool, one ping: a deploy asks both backends about the stack first)."""
+
+    _shared: ClassVar[dict[tuple[str, ...], Any]] = {}
+    _shared_lock = threading.Lock()
 
     def __init__(self, client: Any = None) -> None:
         self._client = client
@@ -201,24 +168,43 @@ class LazyClient:
     @property
     def client(self) -> Any:
         if self._client is None:
-            debug = debug_enabled()
-            if debug:
-                enable_debug()
-                log.debug("connecting to the Docker Engine at %s", engine_address())
-            started = time.monotonic()
-            with translated("connecting to the Docker Engine"):
-                try:
-                    client = docker().from_env(timeout=120, max_pool_size=STOP_WORKERS)
-                    if debug:
-                        _log_calls(client)
-                    client.ping()
-                except Exception as exc:
-                    if debug:
-                        took = (time.monotonic() - started) * 1000
-                        log.debug("connecting failed after %.0f ms: %s", took, type(exc).__name__)
-                    raise
-            self._client = client
+            key = tuple(os.environ.get(k, "") for k in _CLIENT_ENV)
+            with self._shared_lock:
+                found = self._shared.get(key)
+                if found is None:
+                    found = self._shared[key] = _connect()
+            self._client = found
         return self._client
+
+
+# what docker.from_env() reads: a client made for one of these is not shared with another
+_CLIENT_ENV = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION")
+
+
+def _connect() -> Any:
+    debug = debug_enabled()
+    if debug:
+        enable_debug()
+        log.debug("connecting to the Docker Engine at %s", engine_address())
+    started = time.monotonic()
+    with translated("connecting to the Docker Engine"):
+        try:
+            client = docker().from_env(timeout=120, max_pool_size=STOP_WORKERS)
+            if debug:
+                _log_calls(client)
+            client.ping()
+        except Exception as exc:
+            if debug:
+                took = (time.monotonic() - started) * 1000
+                log.debug("connecting failed after %.0f ms: %s", took, type(exc).__name__)
+            raise
+    return client
+
+
+def is_running(attrs: Mapping[str, Any]) -> bool:
+    """Running, by a list entry (``State`` is a word) or an inspect (``State`` a mapping)."""
+    state = attrs.get("State")
+    return state == "running" or (isinstance(state, Mapping) and bool(state.get("Running")))
 
 
 def list_containers(client: Any, filters: dict[str, str] | None) -> list[Any]:

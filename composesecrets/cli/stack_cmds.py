@@ -406,7 +406,11 @@ def stack_ps(
                 "Name": c.name,
                 "Service": c.service,
                 "Image": c.image,
+                "Node": c.node,
+                "DesiredState": c.desired_state,
                 "CurrentState": c.state,
+                "Error": c.error,
+                "Ports": list(c.ports),
                 "Secrets": list(c.secrets),
                 "Versions": list(dict.fromkeys(c.versions)),
             }
@@ -418,7 +422,11 @@ def stack_ps(
         "Name": "NAME",
         "Service": "SERVICE",
         "Image": "IMAGE",
+        "Node": "NODE",
+        "DesiredState": "DESIRED STATE",
         "CurrentState": "STATE",
+        "Error": "ERROR",
+        "Ports": "PORTS",
         "Secrets": "SECRETS",
         "Versions": "VERSIONS",
     }
@@ -430,7 +438,8 @@ def stack_ps(
 def stack_services(
     ctx: typer.Context, stack: StackArg, quiet: Quiet = False, fmt: FormatOption = "table"
 ) -> None:
-    """One line per service: name, replicas running/wanted, image (-q: names)."""
+    """One line per service: name, mode, replicas running/wanted, image, published ports
+    (-q: names)."""
 
     def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         from composesecrets import stacks
@@ -438,9 +447,24 @@ def stack_services(
         found = stacks.services(stack, lambda: open_store(ctx, create=False))
         documents = [s.to_json() for s in found]
         return [
-            {"Name": s.name, "Replicas": f"{s.running}/{s.replicas}", "Image": s.image}
+            {
+                "ID": s.id,
+                "Name": s.name,
+                "Mode": s.mode,
+                "Replicas": f"{s.running}/{s.replicas}",
+                "Image": s.image,
+                "Ports": list(s.ports),
+            }
             for s in found
         ], documents
 
-    headers = {"Name": "NAME", "Replicas": "REPLICAS", "Image": "IMAGE"}
-    _listing(fmt, quiet, "stack services", headers, rows, "Name", list(headers))
+    headers = {
+        "ID": "ID",
+        "Name": "NAME",
+        "Mode": "MODE",
+        "Replicas": "REPLICAS",
+        "Image": "IMAGE",
+        "Ports": "PORTS",
+    }
+    columns = ["Name", "Mode", "Replicas", "Image", "Ports"]
+    _listing(fmt, quiet, "stack services", headers, rows, "Name", columns)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import serve
 from unit.test_stacks import container, opener, options, progress
 
 from composesecrets import model, stacks
@@ -60,6 +61,7 @@ def project(tmp_path: Path) -> Path:
 def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeDocker:
     fake = FakeDocker()
     monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(fake))
+    serve(monkeypatch, engine=fake)
     root = tmp_path / "secret-root"
     root.mkdir()
     monkeypatch.setattr(tmpfs, "runtime_root", lambda: root)
@@ -78,6 +80,7 @@ def swarm(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
         return backend
 
     monkeypatch.setitem(BACKENDS, "swarm", make)
+    serve(monkeypatch, swarm=fake)
     return fake
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from unit.backends.fake_docker import FakeContainer, FakeDocker
+from unit.backends.fake_engine_api import serve
 
 from composesecrets import stacks
 from composesecrets.backends import BACKENDS
@@ -61,6 +62,7 @@ secrets:
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeDocker:
     engine = FakeDocker()
     monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(engine))
+    serve(monkeypatch, engine=engine)
     root = tmp_path / "secret-root"
     root.mkdir()
     monkeypatch.setattr(tmpfs, "runtime_root", lambda: root)
@@ -295,6 +297,7 @@ def test_swarm_deploy_ignores_depends_on_an_undefined_service(
 
     swarm = FakeDocker(swarm=True)
     monkeypatch.setitem(BACKENDS, "swarm", lambda: SwarmBackend(swarm))
+    serve(monkeypatch, swarm=swarm)
     with_external(project)
     text = COMPOSE.replace("depends_on: [web]", "depends_on: [nope]")
     (project / "compose.yaml").write_text(text)
@@ -413,6 +416,7 @@ def swarm(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
 
     engine = FakeDocker(swarm=True)
     monkeypatch.setitem(BACKENDS, "swarm", lambda: SwarmBackend(engine))
+    serve(monkeypatch, swarm=engine)
     return engine
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import serve
 from unit.cli_helpers import run_main
 from unit.test_stacks import opener, options
 
@@ -41,6 +42,7 @@ def write(project: Path, extra: str) -> None:
 def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeDocker:
     fake = FakeDocker()
     monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(fake))
+    serve(monkeypatch, engine=fake)
     root = tmp_path / "secret-root"
     root.mkdir()
     monkeypatch.setattr(tmpfs, "runtime_root", lambda: root)
@@ -58,6 +60,7 @@ def swarm(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
         return backend
 
     monkeypatch.setitem(BACKENDS, "swarm", make)
+    serve(monkeypatch, swarm=fake)
     return fake
 
 

@@ -31,6 +31,7 @@ from composesecrets.backends.docker_api import (
     LazyClient,
     deploy_failed,
     docker,
+    is_running,
     list_containers,
     parallel,
     translated,
@@ -407,7 +408,15 @@ class EngineBackend(LazyClient):
             container.start()
 
     def _check_running(self, run: _Run) -> None:
-        for container in run.created_containers:
+        """Fail when a started container exited with an error (one listing; an inspect of
+        only those not running)."""
+        if not run.created_containers:
+            return
+        stack = (run.created_containers[0].labels or {}).get(LABEL_STACK, "")
+        with translated("checking the started containers"):
+            found = list_containers(self.client, {"label": f"{LABEL_STACK}={stack}"})
+        running = {c.id for c in found if is_running(c.attrs)}
+        for container in [c for c in run.created_containers if c.id not in running]:
             with translated(f"checking {container.name}"):
                 container.reload()
             state = container.attrs.get("State") or {}
@@ -485,7 +494,7 @@ class EngineBackend(LazyClient):
     ) -> restoring.RestoreResult:
         """Re-create the stack's secret files (values from ``fetch``) and start what Docker
         would have restarted; see :mod:`.restore`."""
-        containers = self._stack_containers(stack)
+        containers = self._stack_containers(stack, sparse=True)  # inspected where stopped
         values = fetch(restoring.needed(containers, version))
         return restoring.restore_containers(stack, containers, values, version, progress)
 

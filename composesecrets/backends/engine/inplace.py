@@ -7,15 +7,14 @@ signal), and the versions a container holds for ``stack ps``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from composesecrets.backends import Progress
+from composesecrets.backends import Progress, listing
 from composesecrets.backends.docker_api import docker, translated
 from composesecrets.backends.engine import atomic, tmpfs
 from composesecrets.backends.engine.plan import Replica, in_place_service
-from composesecrets.docker_rules import LABEL_VERSIONS, ROTATE_MOUNT
+from composesecrets.docker_rules import ROTATE_MOUNT
 
 __all__ = [
     "in_place_service",
@@ -68,9 +67,4 @@ def rotate(container: Any, want: Replica, directory: Path, progress: Progress) -
 def versions_of(container: Any, directory: Path | None) -> tuple[str, ...]:
     """The store versions (``name@version``) a container holds: what its in-place directory
     has published, else what it was created with."""
-    labels = container.labels or {}
-    if directory is not None and in_place_service(labels):
-        live = atomic.live_versions(directory)
-        if live is not None:
-            return tuple(live)
-    return tuple(json.loads(labels.get(LABEL_VERSIONS, "[]")))
+    return listing.versions_of(container.labels or {}, directory)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from composesecrets.backends import Progress
-from composesecrets.backends.docker_api import parallel, reason
+from composesecrets.backends.docker_api import is_running, parallel, reason, translated
 from composesecrets.backends.engine import atomic, tmpfs
 from composesecrets.docker_rules import (
     LABEL_DIR,
@@ -165,7 +165,11 @@ def _restore_one(
     if records is None:
         return (f"{name}: its secret files were not recorded by this version of "
                 "composesecrets; redeploy the stack once", "problem", 0)  # fmt: skip
-    running = bool((container.attrs.get("State") or {}).get("Running"))
+    running = is_running(container.attrs)
+    if not running and not isinstance(container.attrs.get("State"), Mapping):
+        with translated(f"inspecting {name}"):  # a listing entry: the policy needs an inspect
+            container.reload()
+        running = is_running(container.attrs)
     written = 0
     token = labels.get(LABEL_DIR)
     if records and token:

@@ -354,7 +354,7 @@ class SwarmBackend(LazyClient):
             service_id = str(created["ID"])
             with run.lock:
                 run.created_services.append((service_id, spec.name))
-            return "created", Change(spec.key, service_id, config_hash, spec.replicas)
+            return "created", Change(spec.key, service_id, config_hash, spec.replicas, False)
         service_id = str(current["ID"])
         old = current.get("Spec") or {}
         if (old.get("Labels") or {}).get(LABEL_HASH) == config_hash:
@@ -364,7 +364,7 @@ class SwarmBackend(LazyClient):
             api.update_service(service_id, current["Version"]["Index"], **kwargs)
         with run.lock:
             run.updated_services.append((service_id, old))
-        return "recreated", Change(spec.key, service_id, config_hash, spec.replicas)
+        return "recreated", Change(spec.key, service_id, config_hash, spec.replicas, True)
 
     # ------------------------------------------------------------------ undo / prune
     def _undo(self, run: _Run, progress: Progress) -> None:
@@ -406,8 +406,8 @@ class SwarmBackend(LazyClient):
 
     def _remove_services(self, services: list[dict[str, Any]], progress: Progress) -> list[str]:
         sdk = docker()
-        names = []
-        for service in services:
+
+        def remove(service: Mapping[str, Any]) -> str:
             name = str((service.get("Spec") or {}).get("Name", service["ID"]))
             progress(name, "removing service")
             with (
@@ -415,7 +415,9 @@ class SwarmBackend(LazyClient):
                 contextlib.suppress(sdk.errors.NotFound),
             ):
                 self.client.api.remove_service(service["ID"])
-            names.append(name)
+            return name
+
+        names = parallel([functools.partial(remove, s) for s in services])
         tasks.stop_local_tasks(self.client, services)
         tasks.wait_gone(
             self.client, [s["ID"] for s in services], self.remove_timeout, self.poll_interval

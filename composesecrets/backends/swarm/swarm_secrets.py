@@ -237,9 +237,8 @@ def prune_secrets(client: Any, stack: str, progress: Progress, everything: bool 
                 ) or {}
                 used |= {r.get("SecretID") for r in container.get("Secrets") or []}
                 used |= {r.get("ConfigID") for r in container.get("Configs") or []}
-    for kind, item in found:
-        if item["ID"] in used:
-            continue
+
+    def remove(kind: str, item: Mapping[str, Any]) -> None:
         name = str((item.get("Spec") or {}).get("Name", item["ID"]))
         progress(name, f"removing swarm {kind}")
         with (
@@ -247,6 +246,9 @@ def prune_secrets(client: Any, stack: str, progress: Progress, everything: bool 
             contextlib.suppress(sdk.errors.NotFound),
         ):
             remove_object(api, kind, item["ID"])
+
+    # independent objects: removed at once (a stack's secrets are many small requests)
+    parallel([functools.partial(remove, k, i) for k, i in found if i["ID"] not in used])
 
 
 def remove_object(api: Any, kind: str, object_id: str) -> None:

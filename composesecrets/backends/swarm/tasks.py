@@ -32,6 +32,7 @@ class Change:
     service_id: str
     config_hash: str
     replicas: int | None  # None: global
+    update: bool = True  # an existing service updated (False: created by this deploy)
 
 
 def tasks_of(client: Any, service_ids: Iterable[str], **filters: Any) -> list[dict[str, Any]]:
@@ -50,14 +51,22 @@ def wait_running(client: Any, changes: list[Change], timeout: float, poll: float
     by_id = {c.service_id: c for c in changes}
     deadline = time.monotonic() + timeout
     while True:
+        # each round asks only about the services still converging (the answers are whole
+        # task and service specs: polling all 50 of a stack loads the engine it waits on);
+        # only an update has an UpdateStatus to watch
         tasks = tasks_of(client, by_id)
-        with translated("inspecting services"):
-            services = {s["ID"]: s for s in client.api.services(filters={"id": sorted(by_id)})}
+        updates = sorted(i for i, c in by_id.items() if c.update)
+        services: dict[str, Any] = {}
+        if updates:
+            with translated("inspecting services"):
+                services = {s["ID"]: s for s in client.api.services(filters={"id": updates})}
         waiting: dict[str, str] = {}
-        for change in by_id.values():
+        for change in list(by_id.values()):
             mine = [t for t in tasks if t.get("ServiceID") == change.service_id]
             state = converged(change, mine, services.get(change.service_id))
-            if state is not None:
+            if state is None:
+                del by_id[change.service_id]
+            else:
                 waiting[change.key] = state
         if not waiting:
             return

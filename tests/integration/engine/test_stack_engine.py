@@ -253,6 +253,10 @@ def test_stack_ps_lists_container_with_targets(modes_stack: ModesStack) -> None:
     assert row["Image"] == "composesecrets-test/busybox:latest"
     assert str(row["State"]).lower() == "running"
     assert sorted(row["Secrets"]) == sorted(MODES_TARGETS)
+    # Docker's fields: the engine's host name, what it keeps running, no error
+    node = docker_ok("info", "--format", "{{.Name}}").strip()
+    assert (row["Node"], row["DesiredState"], row["Error"]) == (node, "running", "")
+    assert row["ID"] and isinstance(row["Ports"], list)
     table = modes_stack.tool.ok("stack", "ps", modes_stack.name).stdout
     assert f"{modes_stack.name}_web_1" in table
 
@@ -269,6 +273,7 @@ def test_stack_ls_and_services(modes_stack: ModesStack) -> None:
     assert services[0]["Name"] in {"web", f"{modes_stack.name}_web"}
     assert services[0]["Image"] == "composesecrets-test/busybox:latest"
     assert str(services[0]["Running"]) == "1"
+    assert services[0]["Mode"] == "replicated"
 
 
 def test_no_plaintext_in_inspect_commit_environ(

@@ -229,8 +229,10 @@ def test_stack_ps_and_services(modes: Deployed) -> None:
     assert rows[0]["Service"] == "web"
     assert str(rows[0]["State"]).lower() == "running"
     assert sorted(rows[0]["Secrets"]) == sorted(MODES_TARGETS)
+    assert rows[0]["Node"] and rows[0]["DesiredState"] == "running" and rows[0]["Error"] == ""
     services = json.loads(tool.ok("stack", "services", modes.name, "--format", "json").stdout)
     assert [(s["Name"], str(s["Running"])) for s in services] == [(f"{modes.name}_web", "1")]
+    assert services[0]["Mode"] == "replicated" and len(services[0]["ID"]) == 12
     listed = json.loads(tool.ok("stack", "ls", "--format", "json").stdout)
     assert [s["Backend"] for s in listed if s["Name"] == modes.name] == ["swarm"]
 

@@ -3,6 +3,7 @@ per version (created, reused, pruned), rollback at each failure point, and the m
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -206,3 +207,37 @@ def test_remove_takes_services_networks_and_secrets(swarm_fake: FakeDocker, load
     assert sorted(result.containers) == ["st_db", "st_web"]
     assert swarm_fake.service_names() == swarm_fake.secret_names() == []
     assert swarm_fake.network_names() == []
+
+
+def test_waiting_polls_only_the_services_still_converging() -> None:
+    """Each round asks about the services not yet running (whole task specs are big), and
+    lists services (for an update's status) only for updated ones, never for created ones."""
+    from composesecrets.backends.swarm import tasks as waiting
+
+    rounds: list[list[str]] = []
+    service_calls: list[list[str]] = []
+
+    def task(service_id: str, state: str) -> dict[str, Any]:
+        spec = {"ContainerSpec": {"Labels": {LABEL_HASH: f"h-{service_id}"}}}
+        return {"ID": f"t-{service_id}", "ServiceID": service_id, "Spec": spec,
+                "DesiredState": "running", "Status": {"State": state}}  # fmt: skip
+
+    def tasks(filters: dict[str, Any]) -> list[dict[str, Any]]:
+        rounds.append(list(filters["service"]))
+        late = "running" if len(rounds) > 1 else "starting"
+        states = {"a": "running", "b": late, "c": late}
+        return [task(i, states[i]) for i in filters["service"]]
+
+    def services(filters: dict[str, Any]) -> list[dict[str, Any]]:
+        service_calls.append(list(filters["id"]))
+        return [{"ID": i} for i in filters["id"]]
+
+    client = SimpleNamespace(api=SimpleNamespace(tasks=tasks, services=services))
+    changes = [
+        waiting.Change("a", "a", "h-a", 1, update=False),
+        waiting.Change("b", "b", "h-b", 1, update=False),
+        waiting.Change("c", "c", "h-c", 1, update=True),
+    ]
+    waiting.wait_running(client, changes, timeout=5, poll=0)
+    assert rounds == [["a", "b", "c"], ["b", "c"]]
+    assert service_calls == [["c"], ["c"]]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import serve
 from unit.cli_helpers import Run, run_main
 from unit.store_worker import FAST_KDF
 
@@ -69,6 +70,7 @@ def engine(home: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
     """The real engine backend on an in-memory Docker Engine (no swarm)."""
     fake = FakeDocker()
     monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(fake))
+    serve(monkeypatch, engine=fake)
     monkeypatch.delitem(BACKENDS, "swarm")
     root = home / "secret-root"
     root.mkdir()
@@ -280,9 +282,20 @@ def test_stack_lists_quiet_and_templates(deployed: FakeDocker) -> None:
         "shop_web      1/1",
         "shop_worker   2/2",
     ]
-    bad = run(["stack", "services", "shop", "--format", "{{.Mode}}"])
+    modes = run(["stack", "services", "shop", "--format", "{{.Name}} {{.Mode}} {{.ID}}|"])
+    assert modes.stdout.splitlines() == ["shop_web replicated |", "shop_worker replicated |"]
+    default = run(["stack", "services", "shop"]).stdout.splitlines()
+    assert default[0].split() == ["NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+    bad = run(["stack", "services", "shop", "--format", "{{.Node}}"])
     assert bad.code == 2
-    assert ".Name, .Replicas, .Image" in bad.stderr
+    assert ".ID, .Name, .Mode, .Replicas, .Image, .Ports" in bad.stderr
+    docker_fields = "{{.ID}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}|{{.Ports}}"
+    ps = run(["stack", "ps", "shop", "--format", docker_fields]).stdout.splitlines()
+    assert [line.split()[1:] for line in ps] == [["fake-node", "running", "running", "|"]] * 3
+    bad = run(["stack", "ps", "shop", "--format", "{{.Mode}}"])
+    assert ".ID, .Name, .Service, .Image, .Node, .DesiredState, .CurrentState, .Error, " in (
+        bad.stderr
+    )
     document = json.loads(run(["stack", "ls", "--format", "json"]).stdout)
     assert document == [{"Name": "shop", "Services": 2, "Backend": "engine"}]
 
@@ -427,11 +440,18 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
     # nor what only a busy database, a key rotation or the key itself needs
     for unused in ("random", "tempfile", "base64", "hmac"):
         assert unused not in listing
-    # the stack list asks the engine (none here: it fails after the imports) and no store
+    # the stack list asks a local engine (none here: it fails after the imports) with the
+    # standard library: neither the docker SDK nor the backends' deploy code nor a store
     stacks = imported("stack", "ls", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
-    assert "docker" in stacks
-    for heavy in ("composesecrets.store", "cryptography", "yaml", "jsonschema", "fractions"):
-        assert heavy not in stacks
+    assert "composesecrets.backends.engine_reader" in stacks
+    for heavy in ("docker", "requests", "urllib3", "composesecrets.backends.engine.backend",
+                  "composesecrets.backends.swarm.backend", "composesecrets.backends.base",
+                  "composesecrets.stackfiles", "composesecrets.model", "composesecrets.store",
+                  "cryptography", "yaml", "jsonschema", "fractions"):  # fmt: skip
+        assert heavy not in stacks, heavy
+    # a remote engine is asked through the docker SDK (TLS, ssh: whatever the SDK reads)
+    remote = imported("stack", "ls", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert "docker" in remote
 
 
 def test_the_start_up_commands_annotations_are_evaluated_once() -> None:

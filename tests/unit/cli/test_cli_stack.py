@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import serve
 from unit.cli_helpers import Run, run_main
 
 from composesecrets.backends import BACKENDS
@@ -36,6 +37,7 @@ secrets:
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeDocker:
     engine = FakeDocker()
     monkeypatch.setitem(BACKENDS, "engine", lambda: EngineBackend(engine))
+    serve(monkeypatch, engine=engine)
     root = tmp_path / "secret-root"
     root.mkdir()
     monkeypatch.setattr(tmpfs, "runtime_root", lambda: root)
