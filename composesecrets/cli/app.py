@@ -4,7 +4,6 @@
 # being run twice on every start, and string annotations were compiled and evaluated each time
 # (~3 ms for ``validate``); evaluated once when the module runs, they cost a fraction of that.
 
-import json
 import sys
 from datetime import datetime, timezone
 from enum import Enum
@@ -171,6 +170,8 @@ def open_store(ctx: typer.Context, *, create: bool = True, accept_restore: bool 
 
 
 def print_json(data: Any) -> None:
+    import json  # not for --version and the commands that print no JSON (start-up)
+
     typer.echo(json.dumps(data, indent=2))
 
 
