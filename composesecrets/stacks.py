@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composesecrets.backends import engine_reader as reader
 from composesecrets.docker_rules import LABEL_STACK
 from composesecrets.errors import (
     ComposeSecretsError,
@@ -33,11 +32,10 @@ from composesecrets.errors import (
     UnappliedKeysError,
 )
 
-if TYPE_CHECKING:  # imported where used: the listings (`stack ls`) need none of them
+if TYPE_CHECKING:  # imported where used
     from composesecrets import model, stackfiles
     from composesecrets.backends import (
         Backend,
-        ContainerInfo,
         DeployResult,
         Plan,
         Progress,
@@ -56,34 +54,6 @@ class StackDeployment:
     result: DeployResult
     warnings: tuple[str, ...] = ()
     imported: tuple[str, ...] = ()  # store secrets created or given a new version
-
-
-@dataclass(frozen=True)
-class StackSummary:
-    name: str
-    services: int
-    backend: str
-
-    def to_json(self) -> dict[str, Any]:
-        """As ``stack ls --format json`` prints it."""
-        return {"Name": self.name, "Services": self.services, "Backend": self.backend}
-
-
-@dataclass(frozen=True)
-class ServiceSummary:
-    name: str
-    image: str
-    replicas: int
-    running: int
-    id: str = ""  # the swarm service's (the engine backend has no service objects)
-    mode: str = "replicated"  # or global
-    ports: tuple[str, ...] = ()  # published ports, as docker stack services prints them
-
-    def to_json(self) -> dict[str, Any]:
-        """As ``stack services --format json`` prints it."""
-        return {"ID": self.id, "Name": self.name, "Mode": self.mode, "Image": self.image,
-                "Replicas": self.replicas, "Running": self.running,
-                "Ports": list(self.ports)}  # fmt: skip
 
 
 def _ignore(_warning: str) -> None:
@@ -423,82 +393,6 @@ def restore(
             with stack_lock(store, stack):
                 results.append(backend.restore(stack, fetch, version, progress))
     return results
-
-
-def _recorded_backend(stack: str, store_opener: Callable[[], Store] | None) -> str:
-    """The backend a stack was deployed with, as the store recorded it (default engine)."""
-    if store_opener is None:
-        return "engine"
-    try:
-        with store_opener() as store:
-            records = store.usages(stack=stack)
-    except NotFoundError:
-        return "engine"
-    return records[0].backend if records else "engine"
-
-
-def stacks(store_opener: Callable[[], Store] | None = None) -> list[StackSummary]:
-    """Stacks found on the engine and, when it is a swarm manager, on the swarm (read-only
-    listing: neither the docker SDK nor the backends are imported on a local engine)."""
-    from composesecrets.backends import listing
-
-    api = reader.connect()
-    found = {name: StackSummary(name, count, "engine")
-             for name, count in listing.engine_stacks(api).items()}  # fmt: skip
-    for name, count in listing.swarm_stacks(api).items():
-        found.setdefault(name, StackSummary(name, count, "swarm"))
-    return [found[name] for name in sorted(found)]
-
-
-def _listed(
-    stack: str, store_opener: Callable[[], Store] | None
-) -> tuple[str, list[ContainerInfo], list[dict[str, Any]]]:
-    """(backend, the stack's containers or tasks, its swarm services) from the listing."""
-    from composesecrets.backends import listing
-
-    name = _recorded_backend(stack, store_opener)
-    api = reader.connect()
-    if name == "swarm":
-        services = listing.swarm_services(api, stack)
-        found = listing.swarm_containers(api, stack, services)
-    else:
-        services, found = [], listing.engine_containers(api, stack)
-    if not found:
-        raise NotFoundError(f"nothing of stack {stack} runs on the {name} backend")
-    return name, found, services
-
-
-def containers(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ContainerInfo]:
-    """The stack's containers (swarm: its tasks that should run), as ``stack ps`` shows them."""
-    return _listed(stack, store_opener)[1]
-
-
-def services(stack: str, store_opener: Callable[[], Store] | None = None) -> list[ServiceSummary]:
-    """One summary per service, as ``stack services`` shows them."""
-    from composesecrets.backends import listing
-
-    _, found, raw = _listed(stack, store_opener)
-    details = listing.swarm_details(raw)
-    grouped: dict[str, list[ContainerInfo]] = {}
-    for info in found:
-        grouped.setdefault(info.service, []).append(info)
-    out = []
-    for name, items in sorted(grouped.items()):
-        detail = details.get(name) or listing.ServiceDetails(
-            ports=tuple(dict.fromkeys(p for i in items for p in i.ports))
-        )
-        out.append(
-            ServiceSummary(
-                name=f"{stack}_{name}",
-                image=items[0].image,
-                replicas=len(items),
-                running=sum(i.state == "running" for i in items),
-                id=detail.id,
-                mode=detail.mode,
-                ports=detail.ports,
-            )
-        )
-    return out
 
 
 def describe(result: Any) -> str:

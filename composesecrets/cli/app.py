@@ -28,7 +28,7 @@ app = DockerTyper(
 )
 
 
-def group(name: str, help_text: str) -> typer.Typer:
+def group(name: str, help_text: str) -> DockerTyper:
     """A command group (``secret``, ``stack``, ``store``) with Docker's grammar, added to the
     root app under ``name``."""
     found = DockerTyper(

@@ -43,7 +43,7 @@ class _Selection:
     wanted: tuple[str, str] | None = None
     found = False
     deferred: ClassVar[list[tuple[typer.Typer, Callable[[], object]]]] = []
-    order: ClassVar[dict[tuple[int, Callable[..., Any] | None], int]] = {}
+    order: ClassVar[dict[tuple[int, Callable[..., Any] | str | None], int]] = {}
 
 
 def select(group: str, command: str) -> None:
@@ -165,3 +165,21 @@ class DockerTyper(typer.Typer):
             return function
 
         return register_if_selected
+
+    def command_from(
+        self, name: str, load: Callable[[], Callable[..., Any]], **kwargs: Any
+    ) -> None:
+        """Register command ``name`` made by the function ``load()`` returns (from another
+        module), importing that module only when the command is registered."""
+        declared = len(_Selection.order)
+        _Selection.order[(id(self), name)] = declared
+
+        def register() -> None:
+            function = load()
+            _Selection.order.setdefault((id(self), function), declared)  # its place in help
+            self.command(name, **kwargs)(function)
+
+        if _Selection.wanted is None or (self.group_name, name) == _Selection.wanted:
+            register()
+        else:
+            _Selection.deferred.append((self, register))

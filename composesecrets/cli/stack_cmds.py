@@ -1,7 +1,5 @@
 """``stack``: deploy, remove and list stacks with their secrets."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -20,9 +18,7 @@ from composesecrets.cli.app import (
     table,
 )
 from composesecrets.cli.completion import complete_stack
-from composesecrets.cli.compose_cmds import config
 from composesecrets.cli.options import ComposeFiles, EnvFile
-from composesecrets.cli.progress import Progress
 from composesecrets.cli.templates import parse_format, render
 from composesecrets.errors import InvalidComposeError
 
@@ -132,6 +128,8 @@ def stack_deploy(
             raise
         _print_dry_run(preview)
         return
+    from composesecrets.cli.progress import Progress
+
     progress = Progress(quiet)
     try:
         outcome = stacks.deploy(stack, options, progress)
@@ -185,6 +183,7 @@ def stack_rm(
 ) -> None:
     """Remove stacks: containers, networks, secret files and (by default) their own secrets."""
     from composesecrets import stacks
+    from composesecrets.cli.progress import Progress
     from composesecrets.errors import BackendError
 
     progress = Progress(quiet)
@@ -257,6 +256,8 @@ def stack_restore(
         return
     if not names and not every:
         raise UsageError("name the stacks to restore, or give --all")
+    from composesecrets.cli.progress import Progress
+
     progress = Progress(quiet)
     try:
         results = stacks.restore(
@@ -331,10 +332,17 @@ def _install_systemd(ctx: typer.Context) -> None:
     typer.echo(f"enabled {SYSTEMD_UNIT.name}: `stack restore --all` runs after docker.service")
 
 
-stack_app.command(
+def _config() -> Callable[..., Any]:
+    from composesecrets.cli.compose_cmds import config
+
+    return config
+
+
+stack_app.command_from(
     "config",
+    _config,
     help="Print the normalised configuration of compose files (as docker stack config).",
-)(config)
+)
 
 
 Rows = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
@@ -378,9 +386,9 @@ def stack_ls(ctx: typer.Context, quiet: Quiet = False, fmt: FormatOption = "tabl
     """List stacks on the engine (and on the swarm, when the engine is a swarm manager)."""
 
     def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        from composesecrets import stacks
+        from composesecrets import inventory
 
-        found = stacks.stacks(lambda: open_store(ctx, create=False))
+        found = inventory.stacks(lambda: open_store(ctx, create=False))
         out = [{"Name": s.name, "Services": s.services, "Backend": s.backend} for s in found]
         return out, [s.to_json() for s in found]
 
@@ -396,9 +404,9 @@ def stack_ps(
     versions it holds (for in-place rotation: the live ones) (-q: IDs)."""
 
     def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        from composesecrets import stacks
+        from composesecrets import inventory
 
-        found = stacks.containers(stack, lambda: open_store(ctx, create=False))
+        found = inventory.containers(stack, lambda: open_store(ctx, create=False))
         documents = [c.to_json() for c in found]
         return [
             {
@@ -442,9 +450,9 @@ def stack_services(
     (-q: names)."""
 
     def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        from composesecrets import stacks
+        from composesecrets import inventory
 
-        found = stacks.services(stack, lambda: open_store(ctx, create=False))
+        found = inventory.services(stack, lambda: open_store(ctx, create=False))
         documents = [s.to_json() for s in found]
         return [
             {

@@ -12,7 +12,7 @@ from unit.backends.fake_docker import FakeDocker
 from unit.backends.fake_engine_api import serve
 from unit.test_stacks import container, opener, options, progress
 
-from composesecrets import model, stacks
+from composesecrets import inventory, model, stacks
 from composesecrets.backends import BACKENDS
 from composesecrets.backends.engine import tmpfs
 from composesecrets.backends.engine.backend import EngineBackend
@@ -122,7 +122,7 @@ def test_engine_delivers_configs_as_read_only_memory_files(
         "/app.ini": (0, 0, 0o444, b"[app]\nmode=prod\n"),
     }
     # the stack's ps shows secrets only
-    assert stacks.containers("shop")[0].secrets == ("/run/secrets/pw",)
+    assert inventory.containers("shop")[0].secrets == ("/run/secrets/pw",)
     with opener(project) as store:
         site = store.inspect("shop_site").info
         assert site.labels[LABEL_KIND] == model.CONFIG

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from integration.helpers import docker_cli, docker_ok, remove_leftovers, store_env, write_private
 
-from composesecrets import stacks
+from composesecrets import inventory, stacks
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -128,7 +128,7 @@ def test_reader_sees_only_complete_values_during_100_rotations(
     seen = {line.split()[0] for line in lines}
     assert len(seen) > 2, f"the reader saw {len(seen)} values in {len(lines)} reads"
     assert docker_ok("inspect", "-f", "{{.Id}}", container).strip() == container_id
-    shown = {c.name: c for c in stacks.containers(stack)}
+    shown = {c.name: c for c in inventory.containers(stack)}
     assert shown[container].versions == (f"{stack}_token@{ROTATIONS + 1}",)
 
     stacks.remove(stack, store_dir=tmp_path / "store", progress=quiet)

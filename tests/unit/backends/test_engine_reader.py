@@ -220,11 +220,11 @@ def test_a_non_manager_engine_still_lists_its_engine_stacks(
 ) -> None:
     from unit.backends.fake_engine_api import serve
 
-    from composesecrets import stacks
+    from composesecrets import inventory
 
     fake = FakeDocker()
     fake.containers.create("busybox:test", "a_web_1", labels={LABEL_STACK: "a",
                                                               LABEL_SERVICE: "web"})  # fmt: skip
     api = serve(monkeypatch, engine=fake)
-    assert [(s.name, s.services, s.backend) for s in stacks.stacks()] == [("a", 1, "engine")]
+    assert [(s.name, s.services, s.backend) for s in inventory.stacks()] == [("a", 1, "engine")]
     assert "/services" in api.paths

@@ -447,7 +447,8 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
     for heavy in ("docker", "requests", "urllib3", "composesecrets.backends.engine.backend",
                   "composesecrets.backends.swarm.backend", "composesecrets.backends.base",
                   "composesecrets.stackfiles", "composesecrets.model", "composesecrets.store",
-                  "cryptography", "yaml", "jsonschema", "fractions"):  # fmt: skip
+                  "cryptography", "yaml", "jsonschema", "fractions", "composesecrets.stacks",
+                  "composesecrets.cli.compose_cmds", "composesecrets.cli.progress"):  # fmt: skip
         assert heavy not in stacks, heavy
     # a remote engine is asked through the docker SDK (TLS, ssh: whatever the SDK reads)
     remote = imported("stack", "ls", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
@@ -464,6 +465,7 @@ def test_the_start_up_commands_annotations_are_evaluated_once() -> None:
         ("app", ["_root"]),
         ("compose_cmds", ["validate", "config"]),
         ("secret_cmds", ["secret_ls", "secret_inspect"]),
+        ("stack_cmds", ["stack_ls", "stack_ps", "stack_services"]),
     ):
         found = importlib.import_module(f"composesecrets.cli.{module}")
         for name in names:
