@@ -342,28 +342,27 @@ def restore(
     was deployed with) and start the containers Docker would have restarted. Needs no
     compose file and no secret file; idempotent. ``everything``: every engine stack this
     store recorded (stacks without secrets need nothing: Docker restarts them itself)."""
-    from composesecrets.backends import get_backend
-    from composesecrets.backends.engine.backend import EngineBackend
+    # the light Engine API transport (no docker SDK, no deploy code): a restore runs at boot,
+    # where every part of a second counts
+    from composesecrets.backends import engine_reader, listing
+    from composesecrets.backends.engine import restore as restoring
     from composesecrets.backends.engine.restore import FileRecord
-
-    backend = get_backend("engine")
-    if not isinstance(backend, EngineBackend):
-        raise ConflictError("stack restore needs the engine backend")
     from composesecrets.store import Store
 
+    api = engine_reader.connect()
     opener = store_opener or (lambda: Store.open(store_dir, create=False))
     results = []
     with opener() as store:
         records = store.usages()
-        on_engine = set(backend.stacks())
+        on_engine = set(listing.engine_stacks(api))
         targets = list(names)
         if everything:
             # stacks deployed with secrets from this store (Docker restarts the others itself)
-            recorded = {r.stack for r in records if r.backend == backend.name}
+            recorded = {r.stack for r in records if r.backend == "engine"}
             targets += sorted(recorded - set(targets))
         for stack in targets:
             mine = [r for r in records if r.stack == stack]
-            if mine and mine[0].backend != backend.name:
+            if mine and mine[0].backend != "engine":
                 progress(stack, f"skipped: runs on {mine[0].backend} (keeps its own secrets)")
                 continue
             if stack not in on_engine:
@@ -391,7 +390,7 @@ def restore(
                 return values
 
             with stack_lock(store, stack):
-                results.append(backend.restore(stack, fetch, version, progress))
+                results.append(restoring.restore_stack(api, stack, fetch, version, progress))
     return results
 
 

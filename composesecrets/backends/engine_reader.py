@@ -1,7 +1,10 @@
-"""Read-only access to the Docker Engine API for the listings (``stack ls/ps/services``).
+"""Light access to the Docker Engine API: the listings (``stack ls/ps/services``) and
+``stack restore`` (list, inspect, start), the commands whose start-up matters most.
 
-A transport has ONE method, ``get(path, query) -> parsed JSON``: the listings in
-:mod:`.listing` are written against it, and unit tests give them an in-memory fake of it.
+A transport has ONE method, ``request(method, path, query) -> parsed JSON`` (``None`` for an
+answer without a body); :class:`BaseTransport` adds ``get`` on top of it. The listings in
+:mod:`.listing` and the restore in :mod:`.engine.restore` are written against it, and unit
+tests give them an in-memory fake of it.
 
 * :class:`UnixTransport` (DOCKER_HOST unset or ``unix://...``): the standard library's
   ``http.client`` over an ``AF_UNIX`` socket. It neither imports the docker SDK (requests,
@@ -15,7 +18,7 @@ it; an error status is an :class:`EngineApiError` with the engine's explanation 
 status (503 on ``/services``: the engine is not a swarm manager).
 
 The API version is the SDK's default (:data:`~composesecrets.docker_rules.DOCKER_API_VERSION`)
-capped at the engine's own version (``GET /version``, asked once: the SDK asks the same).
+capped at the engine's own version (the ``API-Version`` header of ``GET /_ping``, asked once).
 With ``--debug`` each call is logged as method, path and query, status and time; never a body.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "START_HINT",
+    "BaseTransport",
     "SdkTransport",
     "Transport",
     "UnixTransport",
@@ -61,10 +66,23 @@ Query = Mapping[str, Any]
 
 
 class Transport(Protocol):
-    """The one call the listings make: GET ``path`` (unversioned, e.g. ``/containers/json``)
-    with ``query`` (values that are not strings are sent as JSON: Docker's ``filters``)."""
+    """``request``: ``method`` on ``path`` (unversioned, e.g. ``/containers/json``) with
+    ``query`` (values that are not strings are sent as JSON: Docker's ``filters``), no body;
+    the parsed JSON answer, or None when there is none (204, 304). ``get``: a GET."""
+
+    def request(self, method: str, path: str, query: Query | None = None) -> Any: ...
 
     def get(self, path: str, query: Query | None = None) -> Any: ...
+
+
+class BaseTransport:
+    """``get`` for a transport that implements ``request``."""
+
+    def request(self, method: str, path: str, query: Query | None = None) -> Any:
+        raise NotImplementedError
+
+    def get(self, path: str, query: Query | None = None) -> Any:
+        return self.request("GET", path, query)
 
 
 def engine_address(environ: Mapping[str, str] | None = None) -> str:
@@ -140,31 +158,37 @@ def _explanation(body: bytes) -> str:
     return str(message or text).strip()
 
 
-class UnixTransport:
-    """``GET`` over the engine's unix socket with ``http.client`` (one kept-alive connection)."""
+class UnixTransport(BaseTransport):
+    """The engine's unix socket with ``http.client``: one kept-alive connection per thread
+    (an ``http.client`` connection carries one request at a time; restore starts containers
+    from a thread pool)."""
 
     def __init__(self, socket_path: str, *, timeout: float = TIMEOUT) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
         self.version: str | None = None  # negotiated on the first call
-        self._connection: http.client.HTTPConnection | None = None
+        self._local = threading.local()  # .connection: this thread's http.client connection
         self._log = _logger()
         if self._log is not None:
             self._log.debug("connecting to the Docker Engine at %s", engine_address())
 
-    def get(self, path: str, query: Query | None = None) -> Any:
+    def request(self, method: str, path: str, query: Query | None = None) -> Any:
         if self.version is None:
             self.version = self._negotiate()
-        return self._request(f"/v{self.version}{path}", query)
+        return self._request(method, f"/v{self.version}{path}", query)
 
     def _negotiate(self) -> str:
-        """The SDK's default API version, or the engine's when it is older."""
-        found = str(self._request("/version", None).get("ApiVersion") or DOCKER_API_VERSION)
+        """The SDK's default API version, or the engine's when it is older (the engine names
+        its own in the ``API-Version`` header of ``/_ping``: cheaper than ``/version``, which
+        asks containerd and runc for theirs)."""
+        response, _body = self._send("GET", "/_ping", None)
+        found = response.getheader("API-Version") or DOCKER_API_VERSION
         numbers = [tuple(int(p) for p in v.split(".")) for v in (found, DOCKER_API_VERSION)]
         return found if numbers[0] < numbers[1] else DOCKER_API_VERSION
 
     def _open(self) -> http.client.HTTPConnection:
-        if self._connection is None:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
             import http.client
             import socket
 
@@ -181,22 +205,33 @@ class UnixTransport:
                         raise
                     self.sock = sock
 
-            self._connection = Connection("localhost", timeout=self.timeout)
-        return self._connection
+            connection = self._local.connection = Connection("localhost", timeout=self.timeout)
+        return connection
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
-    def _request(self, url: str, query: Query | None) -> Any:
+    def _request(self, method: str, url: str, query: Query | None) -> Any:
+        response, body = self._send(method, url, query)
+        if response.status in (204, 304):  # done; nothing to do (e.g. started already)
+            return None
+        if not 200 <= response.status < 300:
+            raise EngineApiError(_explanation(body), status=response.status)
+        return json.loads(body) if body else None
+
+    def _send(
+        self, method: str, url: str, query: Query | None
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         encoded = _encode(query)
         if encoded:
             url = f"{url}?{urlencode(encoded)}"
         started = time.monotonic()
         try:
             connection = self._open()
-            connection.request("GET", url, headers={"Accept": "application/json"})
+            connection.request(method, url, headers={"Accept": "application/json"})
             response = connection.getresponse()
             body = response.read()
         except Exception as exc:  # OSError, or http.client's: the engine hung up mid-answer
@@ -204,35 +239,35 @@ class UnixTransport:
             error = unreachable(exc)
             if self._log is not None:
                 took = (time.monotonic() - started) * 1000
-                self._log.debug("%s failed after %.0f ms: %s", describe_request("GET", url),
+                self._log.debug("%s failed after %.0f ms: %s", describe_request(method, url),
                                 took, type(exc).__name__)  # fmt: skip
             raise error from None
         if self._log is not None:
             took = (time.monotonic() - started) * 1000
             outcome = f"{response.status} {response.reason or ''}".strip()
-            self._log.debug("%s -> %s (%.0f ms)", describe_request("GET", url), outcome, took)
-        if response.status != 200:
-            raise EngineApiError(_explanation(body), status=response.status)
-        return json.loads(body)
+            self._log.debug("%s -> %s (%.0f ms)", describe_request(method, url), outcome, took)
+        return response, body
 
 
-class SdkTransport:
-    """``GET`` through the docker SDK's low-level client (remote engines, TLS, ssh)."""
+class SdkTransport(BaseTransport):
+    """The docker SDK's low-level client (remote engines, TLS, ssh)."""
 
     def __init__(self, client: Any = None) -> None:
         from composesecrets.backends.docker_api import LazyClient
 
         self._lazy = LazyClient(client)
 
-    def get(self, path: str, query: Query | None = None) -> Any:
+    def request(self, method: str, path: str, query: Query | None = None) -> Any:
         from composesecrets.backends.docker_api import docker, translated
 
         sdk = docker()
         with translated("asking the Docker Engine"):
             api = self._lazy.client.api
+            send = {"GET": api._get, "POST": api._post}[method]
             try:
-                response = api._get(api._url(path), params=_encode(query))
-                return api._result(response, json=True)
+                response = send(api._url(path), params=_encode(query))
+                api._raise_for_status(response)
+                return response.json() if response.content else None
             except sdk.errors.APIError as exc:
                 status = int(getattr(exc, "status_code", None) or 500)
                 raise EngineApiError(reason(exc), status=status) from None

@@ -14,7 +14,7 @@ import functools
 import json
 import secrets as token_source
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -483,20 +483,6 @@ class EngineBackend(LazyClient):
                 progress(net.name, "removing network")
                 with translated(f"removing network {net.name}"):
                     net.remove()
-
-    # ------------------------------------------------------------------ restore
-    def restore(
-        self,
-        stack: str,
-        fetch: Callable[[set[tuple[str, int]]], Mapping[tuple[str, int], bytes]],
-        version: restoring.Version,
-        progress: Progress,
-    ) -> restoring.RestoreResult:
-        """Re-create the stack's secret files (values from ``fetch``) and start what Docker
-        would have restarted; see :mod:`.restore`."""
-        containers = self._stack_containers(stack, sparse=True)  # inspected where stopped
-        values = fetch(restoring.needed(containers, version))
-        return restoring.restore_containers(stack, containers, values, version, progress)
 
     # ------------------------------------------------------------------ remove
     def remove(self, stack: str, progress: Progress) -> RemoveResult:

@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composesecrets.backends import Progress
 from composesecrets.backends.docker_api import is_running, parallel, reason, translated
@@ -37,12 +37,24 @@ from composesecrets.docker_rules import (
     LABEL_FILES,
     LABEL_ROTATE,
     LABEL_SERVICE,
+    LABEL_STACK,
     LABEL_TARGETS,
     ROTATE_IN_PLACE,
 )
 from composesecrets.model import SECRET, SecretFile
 
-__all__ = ["FileRecord", "RestoreResult", "file_records", "restore_containers", "should_start"]
+if TYPE_CHECKING:
+    from composesecrets.backends.engine_reader import Transport
+
+__all__ = [
+    "ApiContainer",
+    "FileRecord",
+    "RestoreResult",
+    "file_records",
+    "restore_containers",
+    "restore_stack",
+    "should_start",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,37 @@ class RestoreResult:
 
 
 Version = Callable[[str, FileRecord], int]  # (service, file) -> the version it must hold
+Fetch = Callable[[set[tuple[str, int]]], Mapping[tuple[str, int], bytes]]
+
+
+class ApiContainer:
+    """A container as the Engine API lists it, with what restoring reads and does: ``name``,
+    ``labels``, ``attrs`` (the listing entry; the inspect after :meth:`reload`), ``start``."""
+
+    def __init__(self, api: Transport, entry: Mapping[str, Any]) -> None:
+        self._api = api
+        self.attrs: dict[str, Any] = dict(entry)
+        self.id = str(entry["Id"])
+        self.name = str((entry.get("Names") or ["/"])[0]).lstrip("/")
+        self.labels: dict[str, str] = dict(entry.get("Labels") or {})
+
+    def reload(self) -> None:
+        self.attrs = dict(self._api.get(f"/containers/{self.id}/json") or {})
+
+    def start(self) -> None:
+        self._api.request("POST", f"/containers/{self.id}/start")
+
+
+def restore_stack(
+    api: Transport, stack: str, fetch: Fetch, version: Version, progress: Progress
+) -> RestoreResult:
+    """Re-create the stack's secret files (values from ``fetch``: (store name, version) ->
+    value) and start what Docker would have restarted; one listing, an inspect of each
+    stopped container, its start (through the light Engine API transport)."""
+    query = {"all": "1", "filters": {"label": [f"{LABEL_STACK}={stack}"]}}
+    containers = [ApiContainer(api, entry) for entry in api.get("/containers/json", query) or []]
+    values = fetch(needed(containers, version))
+    return restore_containers(stack, containers, values, version, progress)
 
 
 def restore_containers(

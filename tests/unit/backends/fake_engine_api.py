@@ -1,9 +1,11 @@
-"""The one-method transport of the listings (``get(path, query)``), answered from the state
-of a :class:`FakeDocker`, so that the real listing code (``stack ls/ps/services``) runs in
-unit tests against the same in-memory engine the backends deployed to.
+"""The one-method transport of the listings and of restore (``request(method, path, query)``),
+answered from the state of a :class:`FakeDocker`, so that the real listing and restore code
+(``stack ls/ps/services/restore``) runs in unit tests against the same in-memory engine the
+backends deployed to.
 
-``FakeEngineApi(engine)`` answers the endpoints the listings use: ``/containers/json``,
-``/containers/{id}/json``, ``/networks``, ``/info``, and, when the engine is a swarm manager,
+``FakeEngineApi(engine)`` answers the endpoints they use: ``/containers/json``,
+``/containers/{id}/json``, ``POST /containers/{id}/start`` (304 when it runs already),
+``/networks``, ``/info``, and, when the engine is a swarm manager,
 ``/services``, ``/tasks`` and ``/nodes`` (503 otherwise, as the engine answers). A second fake
 (``swarm=``) answers the swarm calls when a test deployed the two backends to two fakes.
 ``paths`` records each call's path. :func:`serve` installs it in place of the real transport.
@@ -26,14 +28,23 @@ __all__ = ["FakeEngineApi", "serve"]
 HOSTNAME = "fake-node"
 
 
-class FakeEngineApi:
+class FakeEngineApi(engine_reader.BaseTransport):
     def __init__(self, engine: FakeDocker, swarm: FakeDocker | None = None) -> None:
         self.engine = engine
         self.swarm = swarm or engine
         self.paths: list[str] = []
 
-    def get(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
-        self.paths.append(path)
+    def request(self, method: str, path: str, query: Mapping[str, Any] | None = None) -> Any:
+        self.paths.append(path if method == "GET" else f"{method} {path}")
+        if method == "POST" and path.startswith("/containers/") and path.endswith("/start"):
+            found = self.engine.containers_by_id.get(path.split("/")[2])
+            if found is None:
+                raise EngineApiError(f"No such container: {path.split('/')[2]}", status=404)
+            if found.status != "running":
+                found.start()  # a start that fails raises the SDK error FakeDocker injects
+            return None
+        if method != "GET":
+            raise EngineApiError(f"page not found: {method} {path}", status=404)
         filters = dict((query or {}).get("filters") or {})
         if path == "/containers/json":
             return self._containers(filters, all=(query or {}).get("all") == "1")

@@ -40,10 +40,11 @@ class _Engine(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.seen.append(self.path)
         body: Any
-        if self.path == "/version":
+        headers = {}
+        if self.path in ("/_ping", f"/v{self.api_version}/_ping"):  # the version: a header
+            status, body, headers = 200, "OK", {"API-Version": self.api_version}
+        elif self.path == "/version":  # what the SDK asks
             status, body = 200, {"ApiVersion": self.api_version}
-        elif self.path == f"/v{self.api_version}/_ping":
-            status, body = 200, "OK"
         elif self.path.startswith(f"/v{self.api_version}/containers/json"):
             status, body = 200, [{"Id": "abc", "Labels": {LABEL_STACK: "shop"}}]
         elif self.path.endswith("/services"):
@@ -53,6 +54,19 @@ class _Engine(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        """A start: 204 when it starts, 304 when it runs already, 404 for no container."""
+        self.seen.append(f"POST {self.path}")
+        codes = {"new": 204, "running": 304}
+        status = codes.get(self.path.split("/")[3], 404) if self.path.count("/") > 3 else 404
+        data = b"" if status != 404 else json.dumps({"message": "No such container"}).encode()
+        self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -83,11 +97,34 @@ def test_get_negotiates_the_version_and_keeps_one_connection(engine_socket: Path
     ]
     transport.get("/containers/json")
     assert transport.version == "1.41"  # the engine's, older than the SDK's default
-    assert _Engine.seen[0] == "/version"
+    assert _Engine.seen[0] == "/_ping"
     assert _Engine.seen[1].startswith("/v1.41/containers/json?all=1&filters=")
     sent = parse_qs(urlsplit(_Engine.seen[1]).query)
     assert json.loads(sent["filters"][0]) == {"label": ["a=b"]}
     assert len(_Engine.seen) == 3
+
+
+def test_a_post_without_an_answer_body_returns_none(engine_socket: Path) -> None:
+    transport = UnixTransport(str(engine_socket))
+    assert transport.request("POST", "/containers/new/start") is None  # 204 No Content
+    assert transport.request("POST", "/containers/running/start") is None  # 304: runs already
+    with pytest.raises(EngineApiError) as caught:
+        transport.request("POST", "/containers/gone/start")
+    assert (caught.value.status, caught.value.message) == (404, "No such container")
+    assert _Engine.seen[1:] == [f"POST /v1.41/containers/{c}/start" for c in ("new", "running",
+                                                                            "gone")]  # fmt: skip
+
+
+def test_one_transport_serves_many_threads_at_once(engine_socket: Path) -> None:
+    """restore starts containers from a thread pool through one transport: an http.client
+    connection carries one request at a time ("Request-sent" when shared)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    transport = UnixTransport(str(engine_socket))
+    transport.get("/containers/json")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: transport.get("/containers/json"), range(40)))
+    assert all(a == [{"Id": "abc", "Labels": {LABEL_STACK: "shop"}}] for a in answers)
 
 
 def test_a_newer_engine_is_asked_with_the_sdks_version(engine_socket: Path) -> None:
@@ -121,7 +158,7 @@ def test_debug_logs_each_call_without_its_body(
         transport = UnixTransport(str(engine_socket))
         transport.get("/containers/json", {"filters": {"label": ["x"]}})
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[1].startswith("GET /version -> 200 OK (")
+    assert lines[1].startswith("GET /_ping -> 200 OK (")
     assert lines[2].startswith('GET /v1.41/containers/json?filters={"label": ["x"]} -> 200 OK (')
     assert "abc" not in caplog.text  # no body
 
