@@ -227,17 +227,13 @@ def _deploy_backend(store: Store, stack: str, wanted: str | None) -> str:
 
 def _found_on(stack: str) -> str | None:
     """The backend whose engine has objects of ``stack`` (a stack without secrets has no
-    record in the store); None when none has."""
-    from composesecrets.backends import BACKENDS, get_backend
-    from composesecrets.errors import BackendError
+    record in the store); None when none has (a non-manager engine has no swarm stacks)."""
+    from composesecrets.backends import engine_reader, listing
 
-    for name in BACKENDS:
-        try:
-            if get_backend(name).containers(stack):
-                return name
-        except BackendError:
-            continue  # e.g. the swarm backend on an engine that is not a swarm manager
-    return None
+    api = engine_reader.connect()
+    if stack in listing.engine_stacks(api):
+        return "engine"
+    return "swarm" if stack in listing.swarm_stacks(api) else None
 
 
 # compose check rules that report a ``file:`` source that does not exist

@@ -155,11 +155,6 @@ class Backend(Protocol):
     def remove(self, stack: str, progress: Progress) -> RemoveResult:
         """Remove everything of the stack (idempotent)."""
 
-    def containers(self, stack: str) -> list[ContainerInfo]:
-        """The stack's containers as the engine has them."""
-
-    def stacks(self) -> list[str]:
-        """Names of the stacks this backend finds on the engine."""
 
 
 def _engine() -> Backend:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from composesecrets.backends import (
-    ContainerInfo,
     DeployRequest,
     DeployResult,
     Plan,
@@ -106,35 +105,6 @@ class EngineBackend(LazyClient):
                 all=True, filters={"label": f"{LABEL_STACK}={stack}"}
             )
         return found
-
-    def containers(self, stack: str) -> list[ContainerInfo]:
-        out = []
-        found = self._stack_containers(stack)
-        in_place = any(inplace.in_place_service(c.labels or {}) for c in found)
-        root = tmpfs.runtime_root() if in_place else None
-        for c in found:
-            labels = c.labels or {}
-            out.append(
-                ContainerInfo(
-                    name=c.name,
-                    service=labels.get(LABEL_SERVICE, ""),
-                    image=(c.attrs.get("Config") or {}).get("Image", ""),
-                    state=c.status,
-                    secrets=tuple(json.loads(labels.get(LABEL_TARGETS, "[]"))),
-                    id=c.id,
-                    versions=inplace.versions_of(c, self._dir_of(c, root)),
-                )
-            )
-        return sorted(out, key=lambda i: i.name)
-
-    def stacks(self) -> list[str]:
-        with translated("listing stacks"):
-            found = self.client.api.containers(all=True, filters={"label": LABEL_STACK})
-            nets = self.client.networks.list(filters={"label": LABEL_STACK})
-        names = {(c.get("Labels") or {}).get(LABEL_STACK) for c in found} | {
-            n.attrs.get("Labels", {}).get(LABEL_STACK) for n in nets
-        }
-        return sorted(n for n in names if n)
 
     # ------------------------------------------------------------------ deploy
     def plan(self, request: DeployRequest) -> EnginePlan:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composesecrets.backends import (
-    ContainerInfo,
     DeployRequest,
     DeployResult,
     Plan,
@@ -93,43 +92,6 @@ class SwarmBackend(LazyClient):
                 filters={"label": f"{LABEL_STACK}={stack}"}
             )
         return found
-
-    def containers(self, stack: str) -> list[ContainerInfo]:
-        services = {s["ID"]: s for s in self._stack_services(stack)}
-        out = []
-        for task in tasks.tasks_of(self.client, services, **{"desired-state": "running"}):
-            service = services.get(task.get("ServiceID", ""))
-            if service is None:
-                continue
-            spec = service.get("Spec") or {}
-            labels = spec.get("Labels") or {}
-            container = ((task.get("Spec") or {}).get("ContainerSpec")) or {}
-            image = labels.get(LABEL_IMAGE) or str(container.get("Image", "")).split("@")[0]
-            status = task.get("Status") or {}
-            slot = task.get("Slot") or task.get("NodeID", "")
-            out.append(
-                ContainerInfo(
-                    name=f"{spec.get('Name', '')}.{slot}.{task['ID']}",
-                    service=labels.get(LABEL_SERVICE, ""),
-                    image=image,
-                    state=str(status.get("State", "")),
-                    secrets=tuple(
-                        sorted(
-                            ref["File"]["Name"]
-                            for ref in container.get("Secrets") or []
-                            if ref.get("File")
-                        )
-                    ),
-                    id=str((status.get("ContainerStatus") or {}).get("ContainerID", "")),
-                )
-            )
-        return sorted(out, key=lambda i: i.name)
-
-    def stacks(self) -> list[str]:
-        with translated("listing stacks"):
-            found = self.client.api.services(filters={"label": LABEL_STACK})
-        names = {((s.get("Spec") or {}).get("Labels") or {}).get(LABEL_STACK) for s in found}
-        return sorted(n for n in names if n)
 
     # ------------------------------------------------------------------ preflight
     def check_manager(self) -> None:

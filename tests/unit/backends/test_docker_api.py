@@ -10,14 +10,13 @@ import pytest
 from unit.cli_helpers import run_main
 
 from composesecrets.backends import docker_api
-from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.errors import BackendError
 
 
 def test_no_daemon_names_the_socket_and_how_to_start_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
     with pytest.raises(BackendError) as caught:
-        EngineBackend().stacks()
+        docker_api.LazyClient().client  # noqa: B018 (connecting is the point)
     error = caught.value
     assert error.message == (
         "cannot reach the Docker Engine at unix:///nonexistent.sock: no such socket"

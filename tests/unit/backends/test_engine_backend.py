@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from unit.backends.conftest import Load, quiet, secrets_for
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import FakeEngineApi
 
-from composesecrets.backends import DeployRequest
+from composesecrets.backends import DeployRequest, listing
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.docker_rules import LABEL_HASH, LABEL_STACK
 from composesecrets.errors import (
@@ -292,10 +293,12 @@ def test_copy_delivery_puts_an_archive_before_start(fake: FakeDocker, load: Load
 
 
 def test_containers_and_stacks_queries(fake: FakeDocker, load: Load, secret_root: Path) -> None:
+    """What the listings (stack ls/ps) read of a deployed stack."""
     backend = EngineBackend(fake)
     deploy(backend, load(doc()))
-    assert backend.stacks() == ["st"]
-    found = backend.containers("st")
+    api = FakeEngineApi(fake)
+    assert listing.engine_stacks(api) == {"st": 2}
+    found = listing.engine_containers(api, "st")
     assert [(c.name, c.service, c.state) for c in found] == [
         ("st_db_1", "db", "running"),
         ("st_web_1", "web", "running"),

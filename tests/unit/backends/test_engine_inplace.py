@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from unit.backends.conftest import Load, quiet, secrets_for
 from unit.backends.fake_docker import FakeDocker
-from unit.backends.fake_engine_api import serve
+from unit.backends.fake_engine_api import FakeEngineApi, serve
 
-from composesecrets.backends import DeployRequest
+from composesecrets.backends import DeployRequest, listing
 from composesecrets.backends.engine import atomic
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.docker_rules import LABEL_VERSIONS, ROTATE_MOUNT
@@ -168,7 +168,7 @@ def test_containers_report_the_live_versions(
     request = load(doc())
     deploy(backend, request, b"CANARY-v1", 1)
     deploy(backend, request, b"CANARY-v2", 2)
-    found = {c.name: c for c in backend.containers("st")}
+    found = {c.name: c for c in listing.engine_containers(FakeEngineApi(fake), "st")}
     assert found["st_web_1"].versions == ("st_pw@2", "st_pw@2")
     assert found["st_db_1"].versions == ("st_pw@2",)
     assert found["st_web_1"].to_json()["SecretVersions"] == ["st_pw@2", "st_pw@2"]

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from unit.backends.conftest import Load, quiet, secrets_for
 from unit.backends.fake_docker import FakeDocker
+from unit.backends.fake_engine_api import FakeEngineApi
 
-from composesecrets.backends import DeployRequest
+from composesecrets.backends import DeployRequest, listing
 from composesecrets.backends.swarm.backend import SwarmBackend
 from composesecrets.backends.swarm.swarm_secrets import swarm_secret_name
 from composesecrets.docker_rules import LABEL_HASH, LABEL_NAMESPACE, LABEL_STACK
@@ -201,8 +202,9 @@ def test_depends_on_an_undefined_service_is_ignored_like_swarm_does(
 def test_remove_takes_services_networks_and_secrets(swarm_fake: FakeDocker, load: Load) -> None:
     backend = backend_for(swarm_fake)
     deploy(backend, load(doc()))
-    assert backend.stacks() == ["st"]
-    assert {c.service for c in backend.containers("st")} == {"db", "web"}
+    api = FakeEngineApi(swarm_fake)
+    assert listing.swarm_stacks(api) == {"st": 2}
+    assert {c.service for c in listing.swarm_containers(api, "st")} == {"db", "web"}
     result = backend.remove("st", quiet)
     assert sorted(result.containers) == ["st_db", "st_web"]
     assert swarm_fake.service_names() == swarm_fake.secret_names() == []
