@@ -229,11 +229,16 @@ def _found_on(stack: str) -> str | None:
     """The backend whose engine has objects of ``stack`` (a stack without secrets has no
     record in the store); None when none has (a non-manager engine has no swarm stacks)."""
     from composesecrets.backends import engine_reader, listing
+    from composesecrets.errors import BackendError
 
     api = engine_reader.connect()
-    if stack in listing.engine_stacks(api):
-        return "engine"
-    return "swarm" if stack in listing.swarm_stacks(api) else None
+    for name, found in (("engine", listing.engine_stacks), ("swarm", listing.swarm_stacks)):
+        try:
+            if stack in found(api):
+                return name
+        except BackendError:
+            continue  # unreachable, or remote: what comes next says so (or refuses it)
+    return None
 
 
 # compose check rules that report a ``file:`` source that does not exist

@@ -444,6 +444,20 @@ def test_first_deploy_without_backend_uses_the_engine(project: Path, fake: FakeD
     assert stacks.deploy("shop", opts, progress).backend == "engine"
 
 
+def test_an_unreachable_engine_does_not_decide_the_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Finding which backend runs a stack asks the engine; an engine that cannot be asked
+    (none there, or a remote one that the engine backend then refuses with its own reason)
+    means "no backend found", not an error of its own."""
+    from composesecrets.backends import engine_reader
+
+    monkeypatch.setattr(
+        engine_reader, "connect", lambda environ=None: engine_reader.UnixTransport("/nonexistent")
+    )
+    assert stacks._found_on("shop") is None
+
+
 # --------------------------------------------------------------------------- stack restore
 
 
