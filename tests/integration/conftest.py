@@ -77,6 +77,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test (and every command it runs) gets its own HOME: what a store writes beside
+    its default key (unlock pins, high-water marks) never lands in the real home, as in the
+    unit tests."""
+    home: Path = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """A docker SDK client whose engine answered a ping (skip/fail otherwise)."""

@@ -129,9 +129,14 @@ def stop_dockerd(pid: int, timeout: float = 90) -> None:
         time.sleep(0.1)
 
 
+# the daemon keeps the HOME it had, not the test's private one (read at collection, before
+# the autouse fixture changes it)
+DAEMON_HOME = os.environ.get("HOME") or "/root"
+
+
 def start_dockerd(args: list[str]) -> None:
     """scripts/ensure-engine.sh, as the machine was set up (same dockerd arguments)."""
-    env = {**os.environ, "COMPOSESECRETS_SKIP_TEST_IMAGES": "1",
+    env = {**os.environ, "COMPOSESECRETS_SKIP_TEST_IMAGES": "1", "HOME": DAEMON_HOME,
            "COMPOSESECRETS_DOCKERD_ARGS": " ".join(args)}  # fmt: skip
     done = subprocess.run([str(ENSURE_ENGINE)], env=env, capture_output=True, text=True,
                           timeout=180, check=False)  # fmt: skip
