@@ -77,17 +77,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
-@pytest.fixture(autouse=True)
-def _private_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each test (and every command it runs) gets its own HOME: what a store writes beside
-    its default key (unlock pins, high-water marks) never lands in the real home, as in the
-    unit tests."""
+@pytest.fixture(scope="session", autouse=True)
+def _private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session (its module fixtures too, and every command a test runs) gets its own
+    HOME: what a store writes beside its default key (unlock pins, high-water marks) never
+    lands in the real home, as in the unit tests."""
     home: Path = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.delenv("XDG_CONFIG_HOME", raising=False)
+        patch.delenv("XDG_DATA_HOME", raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -51,9 +51,10 @@ def wait_running(client: Any, changes: list[Change], timeout: float, poll: float
     by_id = {c.service_id: c for c in changes}
     deadline = time.monotonic() + timeout
     while True:
-        # each round asks only about the services still converging (the answers are whole
-        # task and service specs: polling all 50 of a stack loads the engine it waits on);
-        # only an update has an UpdateStatus to watch
+        # every round checks every changed service: one that ran at first may fail later,
+        # and that fails the deploy while the others converge. Only an update has an
+        # UpdateStatus to watch: services are listed (whole specs, a load on the engine
+        # being waited on) only for those
         tasks = tasks_of(client, by_id)
         updates = sorted(i for i, c in by_id.items() if c.update)
         services: dict[str, Any] = {}
@@ -61,12 +62,10 @@ def wait_running(client: Any, changes: list[Change], timeout: float, poll: float
             with translated("inspecting services"):
                 services = {s["ID"]: s for s in client.api.services(filters={"id": updates})}
         waiting: dict[str, str] = {}
-        for change in list(by_id.values()):
+        for change in by_id.values():
             mine = [t for t in tasks if t.get("ServiceID") == change.service_id]
             state = converged(change, mine, services.get(change.service_id))
-            if state is None:
-                del by_id[change.service_id]
-            else:
+            if state is not None:
                 waiting[change.key] = state
         if not waiting:
             return
