@@ -45,30 +45,41 @@ def tasks_of(client: Any, service_ids: Iterable[str], **filters: Any) -> list[di
 
 
 def wait_running(client: Any, changes: list[Change], timeout: float, poll: float) -> None:
-    """Wait until the tasks of the changed services run the new configuration."""
+    """Wait until the tasks of the changed services run the new configuration.
+
+    A round asks only about the services still converging (the answers are whole task and
+    service specs: asking about all 50 of a stack each round loads the engine being waited
+    on). When none is left, one last round asks about every change: it returns only when all
+    run the new configuration in the same round, so that a task that ran at first and failed
+    since still fails the deploy. Services are listed only for updates (a created service
+    has no update status to watch)."""
     if not changes:
         return
     by_id = {c.service_id: c for c in changes}
+    pending = dict(by_id)
     deadline = time.monotonic() + timeout
     while True:
-        # every round checks every changed service: one that ran at first may fail later,
-        # and that fails the deploy while the others converge. Only an update has an
-        # UpdateStatus to watch: services are listed (whole specs, a load on the engine
-        # being waited on) only for those
-        tasks = tasks_of(client, by_id)
-        updates = sorted(i for i, c in by_id.items() if c.update)
+        final = not pending
+        asked = by_id if final else pending
+        tasks = tasks_of(client, asked)
+        updates = sorted(i for i, c in asked.items() if c.update)
         services: dict[str, Any] = {}
         if updates:
             with translated("inspecting services"):
                 services = {s["ID"]: s for s in client.api.services(filters={"id": updates})}
         waiting: dict[str, str] = {}
-        for change in by_id.values():
+        for change in list(asked.values()):
             mine = [t for t in tasks if t.get("ServiceID") == change.service_id]
             state = converged(change, mine, services.get(change.service_id))
-            if state is not None:
+            if state is None:
+                pending.pop(change.service_id, None)
+            else:
                 waiting[change.key] = state
+                pending[change.service_id] = change
         if not waiting:
-            return
+            if final:
+                return
+            continue  # the last round, at once
         if time.monotonic() > deadline:
             detail = "; ".join(f'service "{k}": {v}' for k, v in sorted(waiting.items()))
             raise BackendError(

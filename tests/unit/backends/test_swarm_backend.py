@@ -211,10 +211,10 @@ def test_remove_takes_services_networks_and_secrets(swarm_fake: FakeDocker, load
     assert swarm_fake.network_names() == []
 
 
-def test_waiting_lists_services_only_for_updates_and_checks_every_change() -> None:
-    """Services (whole specs) are listed only for updated ones (an update's status), never
-    for created ones; every round checks the tasks of every change (a service that ran at
-    first can still fail the deploy)."""
+def test_waiting_polls_the_services_still_converging_then_every_change_once() -> None:
+    """Each round asks about the services not yet running (whole task specs are big) and
+    lists services (an update's status) only for updated ones; when none is left, a last
+    round asks about every change (all must run in the same round)."""
     from composesecrets.backends.swarm import tasks as waiting
 
     rounds: list[list[str]] = []
@@ -242,29 +242,31 @@ def test_waiting_lists_services_only_for_updates_and_checks_every_change() -> No
         waiting.Change("c", "c", "h-c", 1, update=True),
     ]
     waiting.wait_running(client, changes, timeout=5, poll=0)
-    assert rounds == [["a", "b", "c"], ["a", "b", "c"]]
-    assert service_calls == [["c"], ["c"]]
+    assert rounds == [["a", "b", "c"], ["b", "c"], ["a", "b", "c"]]
+    assert service_calls == [["c"], ["c"], ["c"]]
 
 
 def test_a_service_that_ran_and_then_failed_fails_the_wait() -> None:
     """A task that runs at first and fails while another service still converges fails the
-    deploy (dropping converged services from the polls lost this: the swarm integration
-    test of a failing service caught it)."""
+    deploy (dropping converged services from the polls without a last round over every
+    change lost this: the swarm integration test of a failing service caught it)."""
     from composesecrets.backends.swarm import tasks as waiting
 
-    calls = 0
+    rounds = 0
 
     def tasks(filters: dict[str, Any]) -> list[dict[str, Any]]:
-        nonlocal calls
-        calls += 1
-        bad = "running" if calls == 1 else "failed"
+        nonlocal rounds
+        rounds += 1
+        states = {"bad": "running" if rounds == 1 else "failed",
+                  "slow": "starting" if rounds == 1 else "running"}  # fmt: skip
         spec = {"ContainerSpec": {"Labels": {LABEL_HASH: "h"}}}
         return [{"ID": f"t-{i}", "ServiceID": i, "Spec": spec, "DesiredState": "running",
-                 "Status": {"State": state, "Err": "exit 3" if state == "failed" else ""}}
-                for i, state in (("bad", bad), ("slow", "starting"))]  # fmt: skip
+                 "Status": {"State": states[i], "Err": "exit 3"}}
+                for i in filters["service"]]  # fmt: skip
 
     client = SimpleNamespace(api=SimpleNamespace(tasks=tasks, services=lambda filters: []))
     changes = [waiting.Change("bad", "bad", "h", 1, update=False),
                waiting.Change("slow", "slow", "h", 1, update=False)]  # fmt: skip
     with pytest.raises(BackendError, match='service "bad": task t-bad failed: exit 3'):
         waiting.wait_running(client, changes, timeout=5, poll=0)
+    assert rounds == 3  # all; the one still converging; all again (bad failed by then)
