@@ -124,7 +124,7 @@ def _secret_dir(labels: Mapping[str, str], root: Path | None) -> Path | None:
         return None
     from composesecrets.backends.engine import tmpfs
 
-    return tmpfs.stack_directory(root, labels.get(LABEL_STACK, "")) / labels[LABEL_DIR]
+    return tmpfs.container_directory(root, labels)
 
 
 def _runtime_root(inspected: Sequence[Mapping[str, Any]]) -> Path | None:

@@ -297,12 +297,9 @@ class EngineBackend(LazyClient):
             new.rename(want.name)
         return "recreated"
 
-    def _dir_of(self, container: Any, root: Path | None) -> Path | None:
-        labels: dict[str, str] = container.labels or {}
-        token, stack = labels.get(LABEL_DIR), labels.get(LABEL_STACK, "")
-        if root is None or not token:
-            return None
-        return tmpfs.stack_directory(root, stack) / token
+    @staticmethod
+    def _dir_of(container: Any, root: Path | None) -> Path | None:
+        return tmpfs.container_directory(root, container.labels or {})
 
     def _create(
         self, request: DeployRequest, want: Replica, name: str, root: Path | None, run: _Run

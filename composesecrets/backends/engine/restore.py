@@ -33,7 +33,6 @@ from composesecrets.backends import Progress
 from composesecrets.backends.docker_api import is_running, parallel, reason, translated
 from composesecrets.backends.engine import atomic, tmpfs
 from composesecrets.docker_rules import (
-    LABEL_DIR,
     LABEL_FILES,
     LABEL_ROTATE,
     LABEL_SERVICE,
@@ -214,9 +213,8 @@ def _restore_one(
             container.reload()
         running = is_running(container.attrs)
     written = 0
-    token = labels.get(LABEL_DIR)
-    if records and token:
-        directory = tmpfs.stack_directory(root, stack) / token
+    directory = tmpfs.container_directory(root, labels)
+    if records and directory is not None:
         in_place = labels.get(LABEL_ROTATE) == ROTATE_IN_PLACE
         if in_place:  # a published version (atomic.py's layout) is there or not
             present = atomic.live_versions(directory) is not None

@@ -16,9 +16,10 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from composesecrets.docker_rules import LABEL_DIR, LABEL_STACK
 from composesecrets.errors import BackendError
 from composesecrets.model import SecretFile
 
@@ -143,6 +144,15 @@ def remove_directory(directory: Path) -> None:
 
 def stack_directory(root: Path, stack: str) -> Path:
     return root / stack
+
+
+def container_directory(root: Path | None, labels: Mapping[str, str]) -> Path | None:
+    """A container's secret directory, from the labels its deploy gave it; None without a
+    tmpfs root or a directory label (copy delivery, or a container without files)."""
+    token = labels.get(LABEL_DIR)
+    if root is None or not token:
+        return None
+    return stack_directory(root, labels.get(LABEL_STACK, "")) / token
 
 
 def secret_archive(files: Iterable[SecretFile]) -> bytes:
