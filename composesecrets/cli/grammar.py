@@ -43,7 +43,13 @@ class _Selection:
     wanted: tuple[str, str] | None = None
     found = False
     deferred: ClassVar[list[tuple[typer.Typer, Callable[[], object]]]] = []
-    order: ClassVar[dict[tuple[int, Callable[..., Any] | str | None], int]] = {}
+    order: ClassVar[dict[tuple[int, Callable[..., Any] | None], int]] = {}
+    declared = 0  # commands declared so far: the place of the next one in its group's help
+
+
+def _declare() -> int:
+    _Selection.declared += 1
+    return _Selection.declared
 
 
 def select(group: str, command: str) -> None:
@@ -155,7 +161,7 @@ class DockerTyper(typer.Typer):
         register = super().command(name, cls=cls or DockerCommand, **kwargs)
 
         def register_if_selected(function: CommandFunctionType) -> CommandFunctionType:
-            _Selection.order.setdefault((id(self), function), len(_Selection.order))
+            _Selection.order.setdefault((id(self), function), _declare())
             command_name = name or function.__name__.lower().replace("_", "-")  # typer's rule
             wanted = _Selection.wanted
             if wanted is None or (self.group_name, command_name) == wanted:
@@ -171,8 +177,7 @@ class DockerTyper(typer.Typer):
     ) -> None:
         """Register command ``name`` made by the function ``load()`` returns (from another
         module), importing that module only when the command is registered."""
-        declared = len(_Selection.order)
-        _Selection.order[(id(self), name)] = declared
+        declared = _declare()
 
         def register() -> None:
             function = load()
