@@ -34,6 +34,7 @@ from composesecrets.backends.docker_api import (
     translated,
 )
 from composesecrets.backends.swarm import tasks
+from composesecrets.backends.swarm.images import pinned_images, single_node
 from composesecrets.backends.swarm.plan import SwarmPlan, make_plan
 from composesecrets.backends.swarm.swarm_secrets import (
     ensure_secrets,
@@ -130,7 +131,6 @@ class SwarmBackend(LazyClient):
         request, services, networks = plan.request, plan.services, plan.networks
         self.check_manager()
         api = self.client.api
-        sdk = docker()
         with translated("checking names on the swarm"):
             for spec in services.values():
                 for found in api.services(filters={"name": spec.name}):
@@ -158,12 +158,12 @@ class SwarmBackend(LazyClient):
                             f"a network named {net.name} already exists outside this stack",
                             hint="remove it, or deploy under another stack name",
                         )
-            for image in sorted({s.image for s in services.values()}):
-                try:
-                    self.client.images.get(image)
-                except sdk.errors.ImageNotFound:
-                    # Not fatal: other nodes may have it; Swarm reports it per task.
-                    continue
+
+    def _images(self, services: Mapping[str, SwarmService]) -> dict[str, str]:
+        """Each image name -> the reference the service specs name (:mod:`.images`)."""
+        with translated("asking the Docker Engine about its swarm"):
+            single = single_node(self.client.info())
+        return pinned_images(self.client.api, {s.image for s in services.values()}, single=single)
 
     # ------------------------------------------------------------------ deploy
     def diff(self, plan: Plan) -> DeployResult:
@@ -173,13 +173,14 @@ class SwarmBackend(LazyClient):
             (s.get("Spec") or {}).get("Name"): s for s in self._stack_services(request.stack)
         }
         refs = planned_refs(request)
+        images = self._images(plan.services)
         out: dict[str, list[str]] = {"created": [], "recreated": [], "unchanged": []}
         for key, spec in sorted(plan.services.items()):
             current = existing.get(spec.name)
             found = ((current or {}).get("Spec") or {}).get("Labels") or {}
             state = "created" if current is None else "unchanged"
             if current is not None and found.get(LABEL_HASH) != _config_hash(
-                spec, refs.get(key, [])
+                spec, refs.get(key, []), images[spec.image]
             ):
                 state = "recreated"
             out[state].append(key)
@@ -208,10 +209,11 @@ class SwarmBackend(LazyClient):
         try:
             networks_created = self._networks(request.stack, networks, run, progress)
             refs = ensure_secrets(self.client, request, run.record_secret, progress)
+            images = self._images(services)
             jobs = [
                 functools.partial(
-                    self._converge_service, request.stack, spec, refs.get(key, []),
-                    existing.get(spec.name), run, progress,
+                    self._converge_service, request.stack, spec, images[spec.image],
+                    refs.get(key, []), existing.get(spec.name), run, progress,
                 )
                 for key, spec in sorted(services.items())
             ]  # fmt: skip
@@ -268,13 +270,15 @@ class SwarmBackend(LazyClient):
         self,
         stack: str,
         spec: SwarmService,
+        image: str,
         refs: list[dict[str, Any]],
         current: dict[str, Any] | None,
         run: _Run,
         progress: Progress,
     ) -> tuple[str, Change]:
-        """Create or update one service: ('created'|'recreated'|'unchanged', change)."""
-        config_hash = _config_hash(spec, refs)
+        """Create or update one service: ('created'|'recreated'|'unchanged', change);
+        ``image`` is the reference its spec names (:mod:`.images`)."""
+        config_hash = _config_hash(spec, refs, image)
         service_labels = {
             **spec.labels,
             LABEL_NAMESPACE: stack,
@@ -286,6 +290,7 @@ class SwarmBackend(LazyClient):
         }
         task_template = json.loads(json.dumps(spec.task_template))
         container = task_template["ContainerSpec"]
+        container["Image"] = image
         container["Labels"] = {
             **(container.get("Labels") or {}),
             LABEL_NAMESPACE: stack,
@@ -423,7 +428,7 @@ def _ours(labels: Mapping[str, str] | None, stack: str) -> bool:
     return all((labels or {}).get(k) == v for k, v in _network_labels(stack).items())
 
 
-def _config_hash(spec: SwarmService, refs: list[dict[str, Any]]) -> str:
+def _config_hash(spec: SwarmService, refs: list[dict[str, Any]], image: str) -> str:
     secrets = [r for r in refs if "ConfigID" not in r]
     configs = [r for r in refs if "ConfigID" in r]
     material: dict[str, Any] = {
@@ -432,6 +437,8 @@ def _config_hash(spec: SwarmService, refs: list[dict[str, Any]]) -> str:
     }
     if configs:  # (a stack without configs keeps the hash it had before configs existed)
         material["configs"] = [[ref_key(r)[2], r["File"]] for r in configs]
+    if image != spec.image:  # pinned by ID: a rebuilt image changes the hash
+        material["image"] = image
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

@@ -9,6 +9,8 @@ by hand so that one failure does not leak into the next run.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import time
@@ -209,9 +211,14 @@ def test_docker_sees_a_stack(docker_client: Any, modes: Deployed) -> None:
         assert any(re.fullmatch(rf"{name}_{key}_[0-9a-f]{{10}}", s) for s in secrets), key
     stack_services = docker_ok("stack", "services", name, "--format", "{{.Name}} {{.Replicas}}")
     assert stack_services.split() == [f"{name}_web", "1/1"]
-    labels = docker_client.api.inspect_service(f"{name}_web")["Spec"]["Labels"]
+    spec = docker_client.api.inspect_service(f"{name}_web")["Spec"]
+    labels = spec["Labels"]
     assert labels[NAMESPACE] == name and labels["io.composesecrets.stack"] == name
     assert labels["com.docker.stack.image"] == "composesecrets-test/busybox:latest"
+    # a local image no registry knows is named by its ID: its tasks try no pull
+    local = docker_client.images.get("composesecrets-test/busybox:latest")
+    assert not local.attrs.get("RepoDigests")
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == local.id
     secret = docker_client.api.inspect_secret(secrets[0])
     assert secret["Spec"]["Labels"][NAMESPACE] == name
     assert secret["Spec"]["Labels"]["io.composesecrets.version"] == "1"
@@ -343,3 +350,59 @@ def test_external_secret_rotate(
         tool.ok("stack", "rm", name)
         assert leftovers(name) == []
         assert "my_secret_data" in tool.secret_names()  # external: kept in the store
+
+
+REBUILT = """\
+version: "3.8"
+services:
+  app:
+    image: %(image)s
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    deploy:
+      update_config: {delay: 0s, order: stop-first}
+    secrets: [token]
+secrets:
+  token:
+    file: ./token.txt
+"""
+
+
+def test_a_rebuilt_local_image_rolls_the_service(
+    docker_client: Any, swarm: dict[str, Any], test_image: str, tmp_path: Path
+) -> None:
+    """`docker build -t app .` again, then `stack deploy`: the service runs the new build
+    (a tag alone would leave the service spec, and so its tasks, as they were)."""
+    tag = f"composesecrets-test/rebuilt:{time.monotonic_ns()}"
+    builds: list[str] = []
+
+    def build(n: int) -> str:
+        dockerfile = f"FROM {test_image}\nLABEL io.composesecrets.test.build={n}\n"
+        image, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag)
+        builds.append(image.id)
+        return str(image.id)
+
+    try:
+        with session(tmp_path) as current:
+            tool = current.tool
+            compose = tool.workdir / "compose.yaml"
+            compose.write_text(REBUILT % {"image": tag})
+            value = canary()
+            tool.secret_file("token.txt", value)
+            name = current.new_name()
+            first = build(1)
+            tool.ok("stack", "deploy", "--backend", "swarm", "-c", str(compose), name)
+            (app,) = task_containers(docker_client, name, "app")
+            assert app.image.id == first
+
+            second = build(2)
+            assert second != first
+            tool.ok("stack", "deploy", "--backend", "swarm", "-c", str(compose), name)
+            (app2,) = task_containers(docker_client, name, "app")
+            assert app2.id != app.id and app2.image.id == second
+            assert read_in(app2, "/run/secrets/token") == value
+            tool.ok("stack", "rm", name)
+    finally:
+        for image_id in reversed(builds):
+            with contextlib.suppress(Exception):  # docker.errors.NotFound: already gone
+                docker_client.images.remove(image_id, force=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import itertools
 import os
 import shutil
@@ -336,6 +337,15 @@ class _Api:
     def create_endpoint_config(self, aliases: list[str] | None = None) -> dict[str, Any]:
         return {"Aliases": list(aliases or [])}
 
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        if image not in self.engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        return {
+            "Id": self.engine.image_id(image),
+            "RepoTags": [image],
+            "RepoDigests": list(self.engine.repo_digests.get(image, [])),
+        }
+
     # services and tasks
     def services(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         filters = filters or {}
@@ -481,6 +491,9 @@ class FakeDocker:
     swarm: bool = False  # an active single-node swarm manager
     image_names: set[str] = field(default_factory=lambda: {"busybox:test"})
     pullable: set[str] = field(default_factory=set)
+    repo_digests: dict[str, list[str]] = field(default_factory=dict)  # image -> RepoDigests
+    builds: dict[str, int] = field(default_factory=dict)  # image -> rebuilds (a new ID each)
+    swarm_nodes: int = 1
     exit_codes: dict[str, int] = field(default_factory=dict)  # image -> exit code after start
     log_lines: dict[str, list[str]] = field(default_factory=dict)  # image -> its output
     containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
@@ -531,7 +544,17 @@ class FakeDocker:
     def info(self) -> dict[str, Any]:
         if not self.swarm:
             return {"Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False}}
-        return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
+        swarm = {"LocalNodeState": "active", "ControlAvailable": True, "Nodes": self.swarm_nodes}
+        return {"Swarm": swarm}
+
+    def image_id(self, name: str) -> str:
+        """The ID of the image ``name`` (it changes when :attr:`builds` counts a rebuild)."""
+        return "sha256:" + hashlib.sha256(f"{name}#{self.builds.get(name, 0)}".encode()).hexdigest()
+
+    def image_named(self, reference: str) -> str:
+        """The image name a reference means (a name, ``name@digest`` or an image ID)."""
+        by_id = {self.image_id(name): name for name in self.image_names}
+        return by_id.get(reference, reference.split("@")[0])
 
     # ------------------------------------------------------------------ shared state
     def find_container(self, name: str) -> FakeContainer | None:
@@ -621,8 +644,7 @@ class FakeDocker:
         replicated = spec["Mode"].get("Replicated")
         count = int(replicated.get("Replicas", 1)) if replicated is not None else 1
         container = spec["TaskTemplate"]["ContainerSpec"]
-        image = str(container.get("Image", "")).split("@")[0]
-        code = self.exit_codes.get(image)
+        code = self.exit_codes.get(self.image_named(str(container.get("Image", ""))))
         for slot in range(1, count + 1):
             state = "running" if code is None else "failed"
             self.tasks.append({

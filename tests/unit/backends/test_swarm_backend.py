@@ -14,7 +14,7 @@ from unit.backends.fake_engine_api import FakeEngineApi
 from composesecrets.backends import DeployRequest, listing
 from composesecrets.backends.swarm.backend import SwarmBackend
 from composesecrets.backends.swarm.swarm_secrets import swarm_secret_name
-from composesecrets.docker_rules import LABEL_HASH, LABEL_NAMESPACE, LABEL_STACK
+from composesecrets.docker_rules import LABEL_HASH, LABEL_IMAGE, LABEL_NAMESPACE, LABEL_STACK
 from composesecrets.errors import BackendError, ConflictError, DeployFailedError
 
 IMAGE = "busybox:test"
@@ -83,6 +83,54 @@ def test_redeploy_unchanged_leaves_services_alone(swarm_fake: FakeDocker, load: 
     result = deploy(backend, load(doc()))
     assert result.unchanged == ("db", "web") and result.created == result.recreated == ()
     assert [op for op, _ in swarm_fake.calls] == []
+
+
+def spec_images(fake: FakeDocker) -> dict[str, str]:
+    return {
+        s["Spec"]["Name"]: s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        for s in fake.service_store.values()
+    }
+
+
+def test_a_local_image_is_named_by_its_id_on_a_single_node_swarm(
+    swarm_fake: FakeDocker, load: Load
+) -> None:
+    """No registry knows it: a tag would make every task try a pull that cannot succeed."""
+    deploy(backend_for(swarm_fake), load(doc()))
+    pinned = swarm_fake.image_id(IMAGE)
+    assert spec_images(swarm_fake) == {"st_db": pinned, "st_web": pinned}
+    web = next(s for s in swarm_fake.service_store.values() if s["Spec"]["Name"] == "st_web")
+    assert web["Spec"]["Labels"][LABEL_IMAGE] == IMAGE  # what listings show
+
+
+def test_a_rebuilt_image_rolls_the_services(swarm_fake: FakeDocker, load: Load) -> None:
+    backend = backend_for(swarm_fake)
+    deploy(backend, load(doc()))
+    assert deploy(backend, load(doc())).unchanged == ("db", "web")
+    swarm_fake.builds[IMAGE] = 1  # docker build -t busybox:test . again
+    assert deploy(backend, load(doc())).recreated == ("db", "web")
+    assert set(spec_images(swarm_fake).values()) == {swarm_fake.image_id(IMAGE)}
+
+
+@pytest.mark.parametrize(
+    "setup",
+    ["registry image", "multi-node swarm", "not on this node", "digest reference"],
+)
+def test_other_images_keep_their_reference(swarm_fake: FakeDocker, load: Load, setup: str) -> None:
+    image = IMAGE
+    if setup == "registry image":  # its tasks pull the tag's newest, as Docker's do
+        swarm_fake.repo_digests[IMAGE] = [f"busybox@sha256:{'1' * 64}"]
+    elif setup == "multi-node swarm":  # other nodes may hold their own build of the tag
+        swarm_fake.swarm_nodes = 3
+    elif setup == "not on this node":
+        image = "example.org/app:1"  # the swarm pulls it (and reports per task)
+    else:
+        image = f"{IMAGE}@sha256:{'2' * 64}"
+    services = doc()["services"]
+    for service in services.values():
+        service["image"] = image
+    deploy(backend_for(swarm_fake), load({**doc(), "services": services}))
+    assert set(spec_images(swarm_fake).values()) == {image}
 
 
 def test_new_version_updates_services_and_prunes_the_old_secrets(
