@@ -38,6 +38,7 @@ from composesecrets.backends.docker_api import (
 from composesecrets.backends.engine import inplace, preflight, teardown, tmpfs
 from composesecrets.backends.engine import restore as restoring
 from composesecrets.backends.engine.plan import EnginePlan, Replica, diff, make_plan
+from composesecrets.backends.stopping import stop_container
 from composesecrets.docker_rules import (
     LABEL_BACKEND,
     LABEL_COMPOSE_NETWORK,
@@ -279,10 +280,11 @@ class EngineBackend(LazyClient):
             self._start(want, container)
             return "created"
         progress(want.name, "replacing")
+        api = self.client.api
         if want.publishes_ports:
             # the host port is taken by the old container: stop it first, restart it on failure
             with translated(f"stopping {want.name}"):
-                current.stop(timeout=want.stop_timeout)
+                stop_container(api, current.id, want.name, want.stop_timeout, progress)
             with run.lock:
                 run.stopped.append(current)
             new = self._create(request, want, f"{want.name}-next", root, run)
@@ -291,7 +293,7 @@ class EngineBackend(LazyClient):
             new = self._create(request, want, f"{want.name}-next", root, run)
             self._start(want, new)
             with translated(f"stopping {want.name}"):
-                current.stop(timeout=want.stop_timeout)
+                stop_container(api, current.id, want.name, want.stop_timeout, progress)
         self._retire(current, root)
         with translated(f"renaming {want.name}-next"):
             new.rename(want.name)

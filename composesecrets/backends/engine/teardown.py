@@ -2,7 +2,7 @@
 
 Containers are disconnected from their networks one at a time (Docker 20.10 loses count of
 a network's endpoints when many are deleted at once), then stopped (each with its own grace
-period, all at once) and removed; the
+period, all at once; a stop that waits says so: :mod:`..stopping`) and removed; the
 removal calls return when the engine has removed them, and a second listing catches any
 that a concurrent run left. Networks go last: an engine may still answer "has active
 endpoints" for a moment after concurrent removals (Docker 20.10 keeps stale endpoints of
@@ -25,6 +25,7 @@ from typing import Any
 from composesecrets.backends import Progress, RemoveResult
 from composesecrets.backends.docker_api import STOP_WORKERS, docker, parallel, reason, translated
 from composesecrets.backends.engine import tmpfs
+from composesecrets.backends.stopping import stop_container
 from composesecrets.docker_rules import LABEL_STACK, LABEL_STOP
 
 __all__ = ["BACKOFF", "remove_stack"]
@@ -52,7 +53,7 @@ def remove_stack(
             _leave_networks(client, container)
         with translated(f"stopping {container.name}"):
             if container.status == "running":
-                container.stop(timeout=timeout)
+                stop_container(client.api, container.id, container.name, timeout, progress)
         retire(container, root)
         return str(container.name)
 

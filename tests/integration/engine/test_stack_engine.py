@@ -433,8 +433,13 @@ def test_guide_simple_example(docker_client: Any, stacks: Stacks, tmp_path: Path
     assert "my_secret_data" in tool.secret_names()
     assert read_in(container, "/run/secrets/my_secret_data") == value
 
-    # Then allowed once the stack is gone; the external secret survives stack rm.
-    tool.ok("stack", "rm", name)
+    # Then allowed once the stack is gone; the external secret survives stack rm. `sleep` as
+    # PID 1 never receives SIGTERM: the stop waits out stop_grace_period, and says why.
+    removed = tool.ok("stack", "rm", name)
+    assert (
+        f"waiting up to 1s for {name}_redis_1 to stop (stop_grace_period; the process ignores"
+        " SIGTERM)" in removed.stderr
+    ), removed.describe()
     assert engine_leftovers(name) == []
     assert "my_secret_data" in tool.secret_names()
     tool.ok("secret", "rm", "my_secret_data")

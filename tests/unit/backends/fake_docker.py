@@ -23,6 +23,7 @@ import itertools
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ class FakeContainer:
         self.manually_stopped = False  # Docker's HasBeenManuallyStopped (not in the API)
         self.networks: dict[str, list[str]] = {}
         self.archives: list[bytes] = []  # put_archive payloads (copy delivery)
+        self.pid = 0  # State.Pid: its process on the host (tests point stopping.PROC at it)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -86,7 +88,7 @@ class FakeContainer:
         return {
             "Config": {"Image": self.image, "Labels": dict(self.labels)},
             "State": {"Status": self.status, "Running": self.status == "running",
-                      "ExitCode": self.exit_code, "Error": self.error},
+                      "ExitCode": self.exit_code, "Error": self.error, "Pid": self.pid},
             "HostConfig": {"RestartPolicy": {"MaximumRetryCount": 0, **policy}},
         }  # fmt: skip
 
@@ -124,6 +126,8 @@ class FakeContainer:
     def stop(self, timeout: int = 10) -> None:
         self._check("container.stop")
         self.engine.stop_timeouts[self.name] = timeout
+        if self.status == "running" and self.image in self.engine.slow_stops:
+            time.sleep(self.engine.slow_stops[self.image])  # waits out its grace period
         if self.status == "running":
             self.status, self.exit_code = "exited", 143
             self.manually_stopped = True
@@ -477,8 +481,17 @@ class _Api:
         return [{"Id": c.id, "Names": [f"/{c.name}"], "Labels": dict(c.labels),
                  "State": c.status} for c in found]  # fmt: skip
 
-    def stop(self, container_id: str, timeout: int = 10) -> None:
-        raise api_error(f"No such container: {container_id}", 404)
+    def stop(self, container_id: str, timeout: int | None = 10) -> None:
+        found = self.engine.containers_by_id.get(container_id)
+        if found is None:
+            raise api_error(f"No such container: {container_id}", 404)
+        found.stop(10 if timeout is None else timeout)
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        found = self.engine.containers_by_id.get(container_id)
+        if found is None:
+            raise api_error(f"No such container: {container_id}", 404)
+        return {"Id": found.id, **found.attrs}
 
     def remove_container(self, container_id: str, force: bool = False) -> None:
         raise api_error(f"No such container: {container_id}", 404)
@@ -495,6 +508,7 @@ class FakeDocker:
     builds: dict[str, int] = field(default_factory=dict)  # image -> rebuilds (a new ID each)
     swarm_nodes: int = 1
     exit_codes: dict[str, int] = field(default_factory=dict)  # image -> exit code after start
+    slow_stops: dict[str, float] = field(default_factory=dict)  # image -> seconds a stop takes
     log_lines: dict[str, list[str]] = field(default_factory=dict)  # image -> its output
     containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
     networks_by_id: dict[str, FakeNetwork] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from unit.backends.conftest import Load, quiet, secrets_for
 from unit.backends.fake_docker import FakeDocker
 from unit.backends.fake_engine_api import FakeEngineApi
 
-from composesecrets.backends import DeployRequest, listing
+from composesecrets.backends import DeployRequest, listing, stopping
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.docker_rules import LABEL_HASH, LABEL_STACK
 from composesecrets.errors import (
@@ -281,6 +281,26 @@ def test_remove_stops_with_the_grace_period_and_removes_everything(
     assert fake.stop_timeouts["st_web_1"] == 3 and fake.stop_timeouts["st_db_1"] == 10
     assert not (secret_root / "st").exists()
     assert backend.remove("st", quiet).containers == ()  # idempotent
+
+
+def test_stops_that_wait_out_their_grace_period_say_so(
+    fake: FakeDocker, load: Load, secret_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stopping, "NOTICE_AFTER", 0.01)
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc(stop_grace_period="3s")))
+    fake.slow_stops["busybox:test"] = 0.2
+    said: list[tuple[str, str]] = []
+    changed = load(doc(stop_grace_period="3s", environment={"A": "1"}))  # web is replaced
+    plan = backend.plan(changed)
+    backend.deploy(plan.with_secrets(secrets_for(changed, VALUES)), lambda *a: said.append(a))
+    backend.remove("st", lambda *a: said.append(a))
+    waits = sorted(what for _, what in said if what.startswith("waiting"))
+    assert waits == [
+        "waiting up to 10s for st_db_1 to stop (stop_grace_period)",
+        *["waiting up to 3s for st_web_1 to stop (stop_grace_period)"] * 2,
+        *["waiting up to 3s for st_web_2 to stop (stop_grace_period)"] * 2,
+    ]
 
 
 def test_copy_delivery_puts_an_archive_before_start(fake: FakeDocker, load: Load) -> None:
