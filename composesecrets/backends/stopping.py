@@ -46,7 +46,7 @@ def stop_container(
         with contextlib.suppress(Exception):  # a notice must never fail the stop
             progress(name, grace_notice(api, container_id, name, grace))
 
-    if grace > 0:
+    if grace > 0 and not getattr(progress, "quiet", False):  # (-q: nobody would read it)
         threading.Thread(target=notice, name=f"notice-{name}", daemon=True).start()
     try:
         api.stop(container_id, timeout=timeout)

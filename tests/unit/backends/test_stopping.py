@@ -105,3 +105,25 @@ def test_without_a_reason_the_notice_still_comes(
     said: list[tuple[str, str]] = []
     stopping.stop_container(fake.api, container_id, "shop_web_1", None, lambda *a: said.append(a))
     assert said == [("shop_web_1", "waiting up to 10s for shop_web_1 to stop (stop_grace_period)")]
+
+
+def test_quiet_progress_is_not_asked(fake: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-q`: no notice thread, no inspect call."""
+    monkeypatch.setattr(stopping, "NOTICE_AFTER", 0.01)
+    fake.slow_stops["busybox:test"] = 0.2
+    container_id = running(fake)
+
+    class Quiet:
+        quiet = True
+
+        def __init__(self) -> None:
+            self.said: list[tuple[str, str]] = []
+
+        def __call__(self, subject: str, what: str) -> None:
+            self.said.append((subject, what))
+
+    progress = Quiet()
+    inspected: list[str] = []
+    monkeypatch.setattr(fake.api, "inspect_container", inspected.append)
+    stopping.stop_container(fake.api, container_id, "shop_web_1", 3, progress)
+    assert progress.said == [] and inspected == []
