@@ -355,7 +355,6 @@ def restore(
     results = []
     with opener() as store:
         records = store.usages()
-        on_engine = set(listing.engine_stacks(api))
         targets = list(names)
         if everything:
             # stacks deployed with secrets from this store (Docker restarts the others itself)
@@ -366,11 +365,6 @@ def restore(
             if mine and mine[0].backend != "engine":
                 progress(stack, f"skipped: runs on {mine[0].backend} (keeps its own secrets)")
                 continue
-            if stack not in on_engine:
-                if everything and stack not in names:
-                    progress(stack, "skipped: recorded in the store, not on the engine")
-                    continue
-                raise NotFoundError(f"nothing of stack {stack} is on the engine")
             versions = {(r.service, r.secret_name): r.version for r in mine}
 
             def version(service: str, record: FileRecord, versions: Any = versions) -> int:
@@ -391,7 +385,16 @@ def restore(
                 return values
 
             with stack_lock(store, stack):
-                results.append(restoring.restore_stack(api, stack, fetch, version, progress))
+                containers = restoring.stack_containers(api, stack)
+                # (a stack of networks only is on the engine too: nothing to restore)
+                if not containers and stack not in listing.engine_stacks(api):
+                    if everything and stack not in names:
+                        progress(stack, "skipped: recorded in the store, not on the engine")
+                        continue
+                    raise NotFoundError(f"nothing of stack {stack} is on the engine")
+                results.append(
+                    restoring.restore_stack(stack, containers, fetch, version, progress)
+                )
     return results
 
 

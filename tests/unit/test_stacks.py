@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from unit.backends.fake_docker import FakeContainer, FakeDocker
-from unit.backends.fake_engine_api import serve
+from unit.backends.fake_engine_api import FakeEngineApi, serve
 
 from composesecrets import stacks
-from composesecrets.backends import BACKENDS
+from composesecrets.backends import BACKENDS, engine_reader
 from composesecrets.backends.engine import tmpfs
 from composesecrets.backends.engine.backend import EngineBackend
 from composesecrets.errors import (
@@ -450,7 +450,6 @@ def test_an_unreachable_engine_does_not_decide_the_backend(
     """Finding which backend runs a stack asks the engine; an engine that cannot be asked
     (none there, or a remote one that the engine backend then refuses with its own reason)
     means "no backend found", not an error of its own."""
-    from composesecrets.backends import engine_reader
 
     monkeypatch.setattr(
         engine_reader, "connect", lambda environ=None: engine_reader.UnixTransport("/nonexistent")
@@ -484,7 +483,17 @@ def test_restore_after_a_reboot_recreates_files_and_starts_what_docker_would(
     # no compose file, no secret file
     (project / "compose.yaml").unlink()
     (project / "db_password.txt").unlink()
+    api = engine_reader.connect()
+    assert isinstance(api, FakeEngineApi)
+    api.paths.clear()
     [result] = restore_all(project)
+    # at boot every call counts: one listing, an inspect and a start per stopped container
+    stopped = ("shop_web_1", "shop_worker_1", "shop_worker_2")
+    assert sorted(api.paths) == sorted(
+        ["/containers/json"]
+        + [f"/containers/{container(fake, n).id}/json" for n in stopped]
+        + [f"POST /containers/{container(fake, n).id}/start" for n in stopped[:2]]
+    )
     assert result.started == ("shop_web_1", "shop_worker_1")
     assert result.stopped == ("shop_worker_2",) and result.problems == ()
     assert result.files == 5

@@ -53,6 +53,7 @@ __all__ = [
     "restore_containers",
     "restore_stack",
     "should_start",
+    "stack_containers",
 ]
 
 
@@ -142,14 +143,23 @@ class ApiContainer:
         self._api.request("POST", f"/containers/{self.id}/start")
 
 
-def restore_stack(
-    api: Transport, stack: str, fetch: Fetch, version: Version, progress: Progress
-) -> RestoreResult:
-    """Re-create the stack's secret files (values from ``fetch``: (store name, version) ->
-    value) and start what Docker would have restarted; one listing, an inspect of each
-    stopped container, its start (through the light Engine API transport)."""
+def stack_containers(api: Transport, stack: str) -> list[ApiContainer]:
+    """The stack's containers, running or not, in one listing."""
     query = {"all": "1", "filters": {"label": [f"{LABEL_STACK}={stack}"]}}
-    containers = [ApiContainer(api, entry) for entry in api.get("/containers/json", query) or []]
+    return [ApiContainer(api, entry) for entry in api.get("/containers/json", query) or []]
+
+
+def restore_stack(
+    stack: str,
+    containers: list[ApiContainer],
+    fetch: Fetch,
+    version: Version,
+    progress: Progress,
+) -> RestoreResult:
+    """Re-create the secret files of the stack's ``containers`` (:func:`stack_containers`;
+    values from ``fetch``: (store name, version) -> value) and start what Docker would have
+    restarted: an inspect of each stopped container, its start (through the light Engine
+    API transport)."""
     values = fetch(needed(containers, version))
     return restore_containers(stack, containers, values, version, progress)
 
