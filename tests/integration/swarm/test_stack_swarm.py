@@ -378,7 +378,9 @@ def test_a_rebuilt_local_image_rolls_the_service(
 
     def build(n: int) -> str:
         dockerfile = f"FROM {test_image}\nLABEL io.composesecrets.test.build={n}\n"
-        image, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag)
+        image, _ = docker_client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True
+        )  # (rm: no intermediate containers left behind)
         builds.append(image.id)
         return str(image.id)
 
