@@ -11,21 +11,30 @@ handler for the stop signal never receives it (the kernel drops it), so the stop
 the whole grace period. The fix is the user's: ``init: true``, an ``exec``-form entrypoint that
 handles the signal, or a shorter ``stop_grace_period``. This needs the container's process on
 this host (the engine backend only deploys to a local engine); when its ``/proc`` entry cannot
-be read, or belongs to another container, the notice just leaves the reason out.
+be read, or belongs to another container, the process counts as one that receives it.
+
+``grace_from`` (a teardown): Docker signals every container when the teardown starts and
+kills each one its grace period later. A teardown that must first take each container off its
+networks, one at a time, stops some containers seconds later than that. A process that
+receives its signal still gets its whole grace period from its signal; one that cannot
+receive it is killed once its grace period, counted from ``grace_from``, has passed: waiting
+longer gives it nothing, as Docker would not have waited longer either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from composesecrets.backends.base import Progress
 from composesecrets.backends.docker_api import docker
 
-__all__ = ["NOTICE_AFTER", "grace_notice", "ignores_signal", "stop_container"]
+__all__ = ["NOTICE_AFTER", "deaf_to", "ignores_signal", "stop_container"]
 
 NOTICE_AFTER = 0.5  # seconds a stop may take before it is reported as waiting
 DEFAULT_GRACE = 10  # seconds: Docker's default stop timeout
@@ -33,18 +42,35 @@ PROC = Path("/proc")
 
 
 def stop_container(
-    api: Any, container_id: str, name: str, timeout: int | None, progress: Progress
+    api: Any,
+    container_id: str,
+    name: str,
+    timeout: int | None,
+    progress: Progress,
+    *,
+    grace_from: float | None = None,
 ) -> None:
     """Stop one container (``docker stop -t timeout``; ``None``: its own stop timeout),
-    reporting a stop that waits (see the module doc). Errors are the caller's to translate."""
+    reporting a stop that waits; ``grace_from``: the ``time.monotonic()`` the grace period of
+    a process that cannot receive its signal counts from (see the module doc). Errors are the
+    caller's to translate."""
     grace = DEFAULT_GRACE if timeout is None else timeout
+    deaf: str | None = None
+    known = False  # whether ``deaf`` was asked already
+    if grace_from is not None and grace > 0:
+        deaf, known = deaf_to(api, container_id), True
+        if deaf:
+            grace = max(0, math.ceil(grace_from + grace - time.monotonic()))
+            timeout = grace
     done = threading.Event()
 
     def notice() -> None:
         if done.wait(NOTICE_AFTER):
             return
         with contextlib.suppress(Exception):  # a notice must never fail the stop
-            progress(name, grace_notice(api, container_id, name, grace))
+            why = deaf if known else deaf_to(api, container_id)
+            reason = f"; the process ignores {why}" if why else ""
+            progress(name, f"waiting up to {grace}s for {name} to stop (stop_grace_period{reason})")
 
     if grace > 0 and not getattr(progress, "quiet", False):  # (-q: nobody would read it)
         threading.Thread(target=notice, name=f"notice-{name}", daemon=True).start()
@@ -54,16 +80,16 @@ def stop_container(
         done.set()
 
 
-def grace_notice(api: Any, container_id: str, name: str, grace: int) -> str:
-    """``waiting up to <grace>s for <name> to stop (stop_grace_period[; why])``."""
-    why = ""
+def deaf_to(api: Any, container_id: str) -> str | None:
+    """The stop signal (``SIGTERM``...) the container's process can never receive, or None
+    (it can, or this cannot be known: an error, no ``/proc`` entry)."""
     with contextlib.suppress(docker().errors.DockerException, OSError, ValueError):
         found = api.inspect_container(container_id)
         pid = int((found.get("State") or {}).get("Pid") or 0)
         stop_signal = str((found.get("Config") or {}).get("StopSignal") or "SIGTERM")
         if pid > 0 and ignores_signal(pid, str(found.get("Id") or container_id), stop_signal):
-            why = f"; the process ignores {_signal_name(stop_signal)}"
-    return f"waiting up to {grace}s for {name} to stop (stop_grace_period{why})"
+            return _signal_name(stop_signal)
+    return None
 
 
 def _signal_number(stop_signal: str) -> int | None:

@@ -2,8 +2,10 @@
 
 Containers are disconnected from their networks one at a time (Docker 20.10 loses count of
 a network's endpoints when many are deleted at once), then stopped (each with its own grace
-period, all at once; a stop that waits says so: :mod:`..stopping`) and removed; the
-removal calls return when the engine has removed them, and a second listing catches any
+period, all at once; a stop that waits says so, and a process that cannot receive its stop
+signal is killed once its grace period counted from the start of the teardown has passed, as
+with Docker, who signals everything at once: :mod:`..stopping`) and removed; the removal
+calls return when the engine has removed them, and a second listing catches any
 that a concurrent run left. Networks go last: an engine may still answer "has active
 endpoints" for a moment after concurrent removals (Docker 20.10 keeps stale endpoints of
 removed containers), so the removal is retried with a growing wait, and stale endpoints are
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import sleep
@@ -43,7 +46,7 @@ def remove_stack(
 ) -> RemoveResult:
     """Remove the stack's containers, networks and secret directory; see the module doc."""
     root = tmpfs.runtime_root()
-
+    started = time.monotonic()  # what Docker would count grace periods from
     endpoint_lock = threading.Lock()
 
     def stop_and_retire(container: Any) -> str:
@@ -53,7 +56,10 @@ def remove_stack(
             _leave_networks(client, container)
         with translated(f"stopping {container.name}"):
             if container.status == "running":
-                stop_container(client.api, container.id, container.name, timeout, progress)
+                stop_container(
+                    client.api, container.id, container.name, timeout, progress,
+                    grace_from=started,
+                )  # fmt: skip
         retire(container, root)
         return str(container.name)
 

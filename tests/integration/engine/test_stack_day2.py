@@ -281,3 +281,55 @@ def test_rm_of_a_30_service_stack_ten_times(docker_client: Any, stacks: Stacks,
         if removed.returncode != 0 or left:
             failures.append(f"round {round_}: {removed.describe()} left: {left}")
     assert failures == []
+
+
+GRACE = """\
+version: "3.8"
+services:
+  deaf:
+    image: {image}
+    command: ["sleep", "3600"]
+    stop_grace_period: 2s
+    secrets: [key]
+  graceful:
+    image: {image}
+    command: ["sh", "-c", "trap 'sleep 1; exit 7' TERM; while :; do sleep 0.2; done"]
+    stop_grace_period: 10s
+    secrets: [key]
+secrets:
+  key:
+    file: ./key.txt
+"""
+
+
+def test_rm_gives_a_process_that_receives_its_signal_its_grace_period(
+    docker_client: Any, stacks: Stacks, test_image: str
+) -> None:
+    """`sleep` as PID 1 cannot receive SIGTERM: it is killed (137), its notice says why. The
+    shell traps SIGTERM: it gets its grace period and exits by itself (7)."""
+    tool = stacks.tool
+    tool.secret_file("key.txt", stacks.canary())
+    compose = tool.workdir / "grace.yml"
+    compose.write_text(GRACE.replace("{image}", test_image))
+    name = stacks.new_name()
+    tool.ok("stack", "deploy", "-c", str(compose), name)
+    wait_running(docker_client, name, [f"{name}_deaf_1", f"{name}_graceful_1"])
+    since = int(time.time()) - 1
+    removed = tool.ok("stack", "rm", name)
+    events = docker_client.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"event": "die", "label": f"io.composesecrets.stack={name}"},
+        decode=True,
+    )
+    exits = {e["Actor"]["Attributes"]["name"]: e["Actor"]["Attributes"]["exitCode"]
+             for e in events}  # fmt: skip
+    assert exits == {f"{name}_deaf_1": "137", f"{name}_graceful_1": "7"}, removed.describe()
+    assert (
+        f"waiting up to 2s for {name}_deaf_1 to stop (stop_grace_period; the process ignores"
+        " SIGTERM)" in removed.stderr
+    ), removed.describe()
+    assert (
+        f"waiting up to 10s for {name}_graceful_1 to stop (stop_grace_period)\n" in removed.stderr
+    ), removed.describe()
+    assert engine_leftovers(name) == []
