@@ -19,9 +19,12 @@ with uid/gid 1000 and mode 0440), no published ports (no ingress routing mesh he
   same way. The floor mounts no secrets; its teardown is reported for scale, with no goal.
 
 Each timed step is measured from the start of the command to the moment the engine shows the
-wanted state. Secret files hold random filler (not real secrets), are written 0600 in a 0700
-temporary directory, and are deleted at the end with the temporary store. Reports only: the
-goals are printed, never asserted; exits 1 only when a command fails or times out.
+wanted state. Before each contender the machine is left to settle (:func:`settle`): dockerd
+destroys the network namespaces of removed containers up to a minute later, and that burst of
+kernel work would otherwise land in whichever contender runs next. Secret files hold random
+filler (not real secrets), are written 0600 in a 0700 temporary directory, and are deleted at
+the end with the temporary store. Reports only: the goals are printed, never asserted; exits 1
+only when a command fails or times out.
 
 Usage: ``python bench/bench_deploy.py [--quick] [--services N] [--redeploys R]
 [--workers W] [--docker PATH]``
@@ -65,6 +68,34 @@ GOAL_SWARM_RM_VS_DOCKER = 0.7
 
 class BenchFailed(Exception):
     pass
+
+
+NETNS = Path("/var/run/docker/netns")  # dockerd's network namespaces, one per sandbox
+SETTLE_TIMEOUT_S = 180.0
+
+
+def _namespaces() -> int | None:
+    try:
+        return sum(1 for _ in NETNS.iterdir())
+    except OSError:  # not root, or another layout
+        return None
+
+
+def settle(baseline: int | None) -> None:
+    """Wait until dockerd has destroyed the network namespaces of earlier phases.
+
+    dockerd removes a stopped container's network namespace in a garbage collection that runs
+    every 60 s, and the kernel's teardown of tens of namespaces keeps both cores busy for
+    seconds: it must not land in the next contender's measurement. Waits until no more
+    namespaces exist than at the start (``baseline``), then a moment for the kernel."""
+    if baseline is None:
+        return
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    left = _namespaces()
+    while left is not None and left > baseline and time.monotonic() < deadline:
+        time.sleep(1.0)
+        left = _namespaces()
+    time.sleep(5.0)
 
 
 def _ours() -> list[str]:
@@ -392,8 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         except BenchFailed as exc:
             print(f"  setup FAILED: {exc}")
             return 1
+        baseline = _namespaces()
+        if baseline is None:
+            print(f"  note: {NETNS} unreadable: phases may feel dockerd's deferred cleanup")
 
         try:
+            settle(baseline)
             ours = bench_ours(client, compose, env, services, args.redeploys)
         except BenchFailed as exc:
             print(f"  composesecrets FAILED: {exc}")
@@ -407,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  docker stack deploy skipped: {reason}")
         else:
             try:
+                settle(baseline)
                 theirs = bench_docker(client, args.docker, compose, services)
             except BenchFailed as exc:
                 print(f"  docker stack FAILED: {exc}")
@@ -414,12 +450,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if not reason and not args.no_swarm:
             try:
+                settle(baseline)
                 swarm = bench_docker(client, args.docker, compose, services, (_ours(), env))
             except BenchFailed as exc:
                 print(f"  composesecrets --backend swarm FAILED: {exc}")
                 failed = True
 
         try:
+            settle(baseline)
             floor = bench_floor(client, services, args.workers)
         except Exception as exc:  # docker SDK errors
             print(f"  SDK floor FAILED: {exc}")

@@ -2,14 +2,15 @@
 """Benchmark ``composesecrets stack restore``: from the command to every container running.
 
 On the local Docker Engine (run it under the shared engine lock): a stack of N services
-(default 10) with two file secrets each (the compose file of bench_deploy.py) is deployed
-with the engine backend; then what a reboot leaves is reproduced without stopping the
-daemon: every container stopped (their restart policy is the stack default, ``always``) and
-the stack's secret directory removed from the tmpfs. ``stack restore STACK`` is timed from
-its start until the engine shows all N containers running, ``--repeat`` times (default 3),
-next to the floor (the same stopped containers started by the SDK from 16 threads); the
-goal (< 2 s for 10 containers) is printed, never asserted. The full reboot (dockerd
-stopped, tmpfs unmounted) is what tests/integration/engine/test_stack_day2.py checks.
+(default 10) with two file secrets each (the compose file of bench_deploy.py) is deployed with
+the engine backend; then what a reboot leaves is reproduced without stopping the daemon: every
+container stopped (their restart policy is the stack default, ``always``) and the stack's
+secret directory removed from the tmpfs, and the machine left to settle (the network namespaces
+of the stopped containers destroyed: see bench_deploy.settle). ``stack restore STACK`` is timed
+from its start until the engine shows all N containers running, ``--repeat`` times (default 3),
+next to the floor (the same stopped containers started by the SDK from 16 threads); the goal
+(< 2 s for 10 containers) is printed, never asserted. The full reboot (dockerd stopped, tmpfs
+unmounted) is what tests/integration/engine/test_stack_day2.py checks.
 
 Usage: ``python bench/bench_restore.py [--services N] [--repeat R]``
 """
@@ -35,9 +36,11 @@ from bench_deploy import (
     BenchFailed,
     _count,
     _ensure_image,
+    _namespaces,
     _ours,
     _run,
     _wait,
+    settle,
     write_stack,
 )
 
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         floor: list[float] = []
         try:
             _ensure_image(client)
+            baseline = _namespaces()  # (settle: see bench_deploy)
             compose = write_stack(root, args.services)
             _run([*ours, "stack", "deploy", "-q", "-c", str(compose), stack], env, root)
             _wait("the stack running", lambda: _count(client, label, running=True)
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 with ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda c: c.stop(timeout=1), containers))
                 shutil.rmtree(TMPFS_ROOT / stack)  # what a reboot does to the tmpfs
+                settle(baseline)
                 start = time.perf_counter()
                 _run([*ours, "stack", "restore", "-q", stack], env)
                 _wait("every container running", lambda: _count(client, label, running=True)
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 containers = client.containers.list(filters={"label": label})
                 with ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda c: c.stop(timeout=1), containers))
+                settle(baseline)
                 start = time.perf_counter()
                 with ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda c: c.start(), containers))
