@@ -314,6 +314,8 @@ class SwarmBackend(LazyClient):
             "endpoint_spec": spec.endpoint_spec,
         }
         api = self.client.api
+        condition = (task_template.get("RestartPolicy") or {}).get("Condition") or "any"
+        restarts = condition != "none"
         if current is None:
             progress(spec.name, "creating service")
             with translated(f'service "{spec.key}": creating {spec.name}'):
@@ -321,17 +323,23 @@ class SwarmBackend(LazyClient):
             service_id = str(created["ID"])
             with run.lock:
                 run.created_services.append((service_id, spec.name))
-            return "created", Change(spec.key, service_id, config_hash, spec.replicas, False)
+            return "created", Change(
+                spec.key, service_id, config_hash, spec.replicas, False, restarts
+            )
         service_id = str(current["ID"])
         old = current.get("Spec") or {}
         if (old.get("Labels") or {}).get(LABEL_HASH) == config_hash:
-            return "unchanged", Change(spec.key, service_id, config_hash, spec.replicas)
+            return "unchanged", Change(
+                spec.key, service_id, config_hash, spec.replicas, restarts=restarts
+            )
         progress(spec.name, "updating service")
         with translated(f'service "{spec.key}": updating {spec.name}'):
             api.update_service(service_id, current["Version"]["Index"], **kwargs)
         with run.lock:
             run.updated_services.append((service_id, old))
-        return "recreated", Change(spec.key, service_id, config_hash, spec.replicas, True)
+        return "recreated", Change(
+            spec.key, service_id, config_hash, spec.replicas, True, restarts
+        )
 
     # ------------------------------------------------------------------ undo / prune
     def _undo(self, run: _Run, progress: Progress) -> None:

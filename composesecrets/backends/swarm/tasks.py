@@ -22,6 +22,11 @@ __all__ = ["Change", "converged", "remove_network", "stop_local_tasks", "wait_go
 ACTIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 FAILED = ("failed", "rejected")
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"
+# The engine failed to start the container before its process ran; some of these are the
+# engine's own passing faults (moby#48783: "unable to remount dir as readonly ... device or
+# resource busy" for a task's secrets directory), which Swarm's restart of the task cures.
+START_FAILURE = "starting container failed"
+START_ATTEMPTS = 3  # failed starts of one service's new configuration before the deploy fails
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Change:
     config_hash: str
     replicas: int | None  # None: global
     update: bool = True  # an existing service updated (False: created by this deploy)
+    restarts: bool = True  # Swarm replaces its failed tasks (restart_policy: any, on-failure)
 
 
 def tasks_of(client: Any, service_ids: Iterable[str], **filters: Any) -> list[dict[str, Any]]:
@@ -95,7 +101,9 @@ def converged(
     """None when the service runs its new configuration, else what it is waiting for.
 
     Raises BackendError when a task of the new configuration failed or was rejected, or
-    when Swarm paused or rolled back the update.
+    when Swarm paused or rolled back the update. A task the engine failed to start (before
+    its process ran) is left to Swarm's restart, up to :data:`START_ATTEMPTS` of them: a
+    process that exits with an error fails the deploy at once.
     """
     update = (service or {}).get("UpdateStatus") or {}
     if update.get("State") in ("paused", "rollback_started", "rollback_completed"):
@@ -109,11 +117,17 @@ def converged(
         if (((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}).get(LABEL_HASH)
         == change.config_hash
     ]
-    for task in new:
-        status = task.get("Status") or {}
-        if status.get("State") in FAILED:
-            why = status.get("Err") or status.get("Message") or status.get("State")
-            raise BackendError(f'service "{change.key}": task {task["ID"][:12]} failed: {why}')
+    failed = [t for t in new if (t.get("Status") or {}).get("State") in FAILED]
+    starts = [t for t in failed if str((t.get("Status") or {}).get("Err")).startswith(
+        START_FAILURE)]  # fmt: skip
+    retried = change.restarts and len(starts) == len(failed) and len(starts) < START_ATTEMPTS
+    if failed and not retried:
+        status = failed[-1].get("Status") or {}
+        why = status.get("Err") or status.get("Message") or status.get("State")
+        tries = f" ({len(starts)} attempts)" if len(starts) > 1 else ""
+        raise BackendError(
+            f'service "{change.key}": task {failed[-1]["ID"][:12]} failed: {why}{tries}'
+        )
     running = [
         t
         for t in new

@@ -3,6 +3,7 @@ per version (created, reused, pruned), rollback at each failure point, and the m
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -318,3 +319,54 @@ def test_a_service_that_ran_and_then_failed_fails_the_wait() -> None:
     with pytest.raises(BackendError, match='service "bad": task t-bad failed: exit 3'):
         waiting.wait_running(client, changes, timeout=5, poll=0)
     assert rounds == 3  # all; the one still converging; all again (bad failed by then)
+
+
+BUSY = (
+    "starting container failed: unable to remount dir as readonly: mount tmpfs:/var/lib/docker/"
+    "containers/abc/mounts/secrets, flags: 0x21, data: uid=0,gid=0: device or resource busy"
+)
+
+
+def task_in(state: str, err: str = "", desired: str = "running", n: int = 0) -> dict[str, Any]:
+    spec = {"ContainerSpec": {"Labels": {LABEL_HASH: "h"}}}
+    return {"ID": f"task{n:08d}", "ServiceID": "s", "Spec": spec, "DesiredState": desired,
+            "Status": {"State": state, "Err": err}}  # fmt: skip
+
+
+def test_a_failed_start_is_left_to_swarms_restart() -> None:
+    """The engine's passing fault (moby#48783) on one task does not fail the deploy: Swarm
+    starts another task, and the deploy goes on once that one runs."""
+    from composesecrets.backends.swarm import tasks as waiting
+
+    change = waiting.Change("web", "s", "h", 1, update=False)
+    failed = task_in("failed", BUSY, desired="shutdown", n=1)
+    assert waiting.converged(change, [failed], None) == "0/1 running"
+    assert waiting.converged(change, [failed, task_in("running", n=2)], None) is None
+
+
+@pytest.mark.parametrize(
+    ("tasks", "restarts", "message"),
+    [
+        ([task_in("failed", BUSY, "shutdown", n) for n in range(3)], True, "(3 attempts)"),
+        ([task_in("failed", BUSY, "shutdown")], False, "device or resource busy"),
+        (
+            [
+                task_in("failed", BUSY, "shutdown", 1),
+                task_in("failed", "task: non-zero exit (3)", n=2),
+            ],
+            True,
+            "non-zero exit (3)",
+        ),
+        ([task_in("rejected", "No such image: nope:1")], True, "No such image"),
+    ],
+)
+def test_failures_that_fail_the_deploy(
+    tasks: list[dict[str, Any]], restarts: bool, message: str
+) -> None:
+    """Repeated start failures, a service Swarm does not restart (restart_policy: none), a
+    process that exited with an error, or a rejected task: the deploy fails at once."""
+    from composesecrets.backends.swarm import tasks as waiting
+
+    change = waiting.Change("web", "s", "h", 1, update=False, restarts=restarts)
+    with pytest.raises(BackendError, match=re.escape(message)):
+        waiting.converged(change, tasks, None)
