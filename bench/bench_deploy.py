@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -74,27 +75,39 @@ NETNS = Path("/var/run/docker/netns")  # dockerd's network namespaces, one per s
 SETTLE_TIMEOUT_S = 180.0
 
 
-def _namespaces() -> int | None:
+def _container_namespaces() -> int | None:
+    """Network namespaces of container sandboxes (12 hex digits; not Swarm's own)."""
     try:
-        return sum(1 for _ in NETNS.iterdir())
+        return sum(1 for p in NETNS.iterdir() if re.fullmatch(r"[0-9a-f]{12}", p.name))
     except OSError:  # not root, or another layout
         return None
 
 
-def settle(baseline: int | None) -> None:
-    """Wait until dockerd has destroyed the network namespaces of earlier phases.
+def _own_namespaces(client: Any) -> int:
+    """Running containers that have a network namespace of their own."""
+    running = client.containers.list(filters={"status": "running"}, ignore_removed=True)
+    shared = ("host", "none")
+    return sum(
+        1
+        for c in running
+        if (mode := str(c.attrs.get("HostConfig", {}).get("NetworkMode", ""))) not in shared
+        and not mode.startswith("container:")
+    )
+
+
+def settle(client: Any) -> None:
+    """Wait until dockerd has destroyed the network namespaces of stopped containers.
 
     dockerd removes a stopped container's network namespace in a garbage collection that runs
     every 60 s, and the kernel's teardown of tens of namespaces keeps both cores busy for
     seconds: it must not land in the next contender's measurement. Waits until no more
-    namespaces exist than at the start (``baseline``), then a moment for the kernel."""
-    if baseline is None:
-        return
+    container namespaces exist than running containers need, then a moment for the kernel."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    left = _namespaces()
-    while left is not None and left > baseline and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        found = _container_namespaces()
+        if found is None or found <= _own_namespaces(client):
+            break
         time.sleep(1.0)
-        left = _namespaces()
     time.sleep(5.0)
 
 
@@ -423,12 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         except BenchFailed as exc:
             print(f"  setup FAILED: {exc}")
             return 1
-        baseline = _namespaces()
-        if baseline is None:
+        if _container_namespaces() is None:
             print(f"  note: {NETNS} unreadable: phases may feel dockerd's deferred cleanup")
 
         try:
-            settle(baseline)
+            settle(client)
             ours = bench_ours(client, compose, env, services, args.redeploys)
         except BenchFailed as exc:
             print(f"  composesecrets FAILED: {exc}")
@@ -442,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  docker stack deploy skipped: {reason}")
         else:
             try:
-                settle(baseline)
+                settle(client)
                 theirs = bench_docker(client, args.docker, compose, services)
             except BenchFailed as exc:
                 print(f"  docker stack FAILED: {exc}")
@@ -450,14 +462,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if not reason and not args.no_swarm:
             try:
-                settle(baseline)
+                settle(client)
                 swarm = bench_docker(client, args.docker, compose, services, (_ours(), env))
             except BenchFailed as exc:
                 print(f"  composesecrets --backend swarm FAILED: {exc}")
                 failed = True
 
         try:
-            settle(baseline)
+            settle(client)
             floor = bench_floor(client, services, args.workers)
         except Exception as exc:  # docker SDK errors
             print(f"  SDK floor FAILED: {exc}")

@@ -36,7 +36,6 @@ from bench_deploy import (
     BenchFailed,
     _count,
     _ensure_image,
-    _namespaces,
     _ours,
     _run,
     _wait,
@@ -70,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         floor: list[float] = []
         try:
             _ensure_image(client)
-            baseline = _namespaces()  # (settle: see bench_deploy)
             compose = write_stack(root, args.services)
             _run([*ours, "stack", "deploy", "-q", "-c", str(compose), stack], env, root)
             _wait("the stack running", lambda: _count(client, label, running=True)
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 with ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda c: c.stop(timeout=1), containers))
                 shutil.rmtree(TMPFS_ROOT / stack)  # what a reboot does to the tmpfs
-                settle(baseline)
+                settle(client)
                 start = time.perf_counter()
                 _run([*ours, "stack", "restore", "-q", stack], env)
                 _wait("every container running", lambda: _count(client, label, running=True)
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 containers = client.containers.list(filters={"label": label})
                 with ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda c: c.stop(timeout=1), containers))
-                settle(baseline)
+                settle(client)
                 start = time.perf_counter()
                 with ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda c: c.start(), containers))
