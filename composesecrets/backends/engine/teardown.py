@@ -2,9 +2,7 @@
 
 Containers are disconnected from their networks one at a time (Docker 20.10 loses count of
 a network's endpoints when many are deleted at once), then stopped (each with its own grace
-period, all at once; a stop that waits says so, and a process that cannot receive its stop
-signal is killed once its grace period counted from the start of the teardown has passed, as
-with Docker, who signals everything at once: :mod:`..stopping`) and removed; the removal
+period, all at once; a stop that waits says so: :mod:`..stopping`) and removed; the removal
 calls return when the engine has removed them, and a second listing catches any
 that a concurrent run left. Networks go last: an engine may still answer "has active
 endpoints" for a moment after concurrent removals (Docker 20.10 keeps stale endpoints of
@@ -19,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import sleep
@@ -46,7 +43,6 @@ def remove_stack(
 ) -> RemoveResult:
     """Remove the stack's containers, networks and secret directory; see the module doc."""
     root = tmpfs.runtime_root()
-    started = time.monotonic()  # what Docker would count grace periods from
     endpoint_lock = threading.Lock()
 
     def stop_and_retire(container: Any) -> str:
@@ -56,10 +52,7 @@ def remove_stack(
             _leave_networks(client, container)
         with translated(f"stopping {container.name}"):
             if container.status == "running":
-                stop_container(
-                    client.api, container.id, container.name, timeout, progress,
-                    grace_from=started,
-                )  # fmt: skip
+                stop_container(client.api, container.id, container.name, timeout, progress)
         retire(container, root)
         return str(container.name)
 

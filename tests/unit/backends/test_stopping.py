@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from unit.backends.conftest import quiet
 from unit.backends.fake_docker import FakeDocker
 
 from composesecrets.backends import stopping
@@ -129,36 +127,3 @@ def test_quiet_progress_is_not_asked(fake: FakeDocker, monkeypatch: pytest.Monke
     monkeypatch.setattr(fake.api, "inspect_container", inspected.append)
     stopping.stop_container(fake.api, container_id, "shop_web_1", 3, progress)
     assert progress.said == [] and inspected == []
-
-
-@pytest.mark.parametrize(
-    ("caught", "waited", "expected"),
-    [
-        (0, 5.0, 0),  # cannot receive it, and its grace period (from the start) is over
-        (0, 1.2, 2),  # cannot receive it: what is left of its grace period, rounded up
-        (TERM, 5.0, 3),  # receives it: the whole grace period from its signal
-    ],
-)
-def test_grace_counted_from_the_teardown_start(
-    fake: FakeDocker,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caught: int,
-    waited: float,
-    expected: int,
-) -> None:
-    container_id = running(fake)
-    fake.containers_by_id[container_id].pid = 4242
-    monkeypatch.setattr(
-        stopping, "PROC", proc_entry(tmp_path, 4242, container=container_id, caught=caught)
-    )
-    start = time.monotonic() - waited
-    stopping.stop_container(fake.api, container_id, "shop_web_1", 3, quiet, grace_from=start)
-    assert fake.stop_timeouts["shop_web_1"] == expected
-
-
-def test_grace_from_without_proc_keeps_the_whole_grace_period(fake: FakeDocker) -> None:
-    container_id = running(fake)  # pid 0: whether it receives the signal is unknown
-    start = time.monotonic() - 60
-    stopping.stop_container(fake.api, container_id, "shop_web_1", 3, quiet, grace_from=start)
-    assert fake.stop_timeouts["shop_web_1"] == 3
