@@ -90,6 +90,7 @@ class FakeContainer:
             "State": {"Status": self.status, "Running": self.status == "running",
                       "ExitCode": self.exit_code, "Error": self.error, "Pid": self.pid},
             "HostConfig": {"RestartPolicy": {"MaximumRetryCount": 0, **policy}},
+            "NetworkSettings": {"Networks": {name: {} for name in self.networks}},
         }  # fmt: skip
 
     def logs(self, tail: int | str = "all", **kwargs: Any) -> bytes:

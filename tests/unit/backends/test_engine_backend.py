@@ -303,6 +303,22 @@ def test_stops_that_wait_out_their_grace_period_say_so(
     ]
 
 
+def test_remove_takes_each_container_off_its_networks_before_its_stop(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    """Docker 20.10 keeps a phantom endpoint after many stops at once on one network: the
+    teardown disconnects each container (one at a time) before stopping it."""
+    backend = EngineBackend(fake)
+    deploy(backend, load(doc()))
+    ids = {c.id: c.name for c in fake.containers_by_id.values()}
+    fake.calls.clear()
+    backend.remove("st", quiet)
+    for container_id, name in ids.items():
+        mine = [op for op, subject in fake.calls
+                if subject in (name, f"st_default/{container_id}")]  # fmt: skip
+        assert mine[:2] == ["network.disconnect", "container.stop"], (name, mine)
+
+
 def test_copy_delivery_puts_an_archive_before_start(fake: FakeDocker, load: Load) -> None:
     backend = EngineBackend(fake)
     deploy(backend, load(doc(), delivery="copy"))
