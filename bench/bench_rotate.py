@@ -130,6 +130,7 @@ def run_case(
     _write_value(secret, first)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSESECRETS_")}
     env["COMPOSESECRETS_HOME"] = str(directory / "store")
+    env["HOME"] = str(directory / "home")  # unlock pins and high-water marks too
     env["COMPOSESECRETS_KEY"] = base64.b64encode(os.urandom(32)).decode()
     stack = f"csrot{uuid.uuid4().hex[:8]}"
     deploy = [*_ours(), "stack", "deploy", "-q", "-c", str(compose), stack]

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_rotate._write_value(secret, os.urandom(32).hex().encode())
             env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSESECRETS_")}
             env["COMPOSESECRETS_HOME"] = str(directory / "store")
+            env["HOME"] = str(directory / "home")  # unlock pins and high-water marks too
             env["COMPOSESECRETS_KEY"] = base64.b64encode(os.urandom(32)).decode()
             stack = f"csph{uuid.uuid4().hex[:8]}"
             deploy = [*bench_rotate._ours(), "stack", "deploy", "-q", "-c", str(compose), stack]
