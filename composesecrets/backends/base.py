@@ -156,7 +156,6 @@ class Backend(Protocol):
         """Remove everything of the stack (idempotent)."""
 
 
-
 def _engine() -> Backend:
     from composesecrets.backends.engine.backend import EngineBackend
 

@@ -33,6 +33,7 @@ __all__ = [
     "ServiceDetails",
     "engine_containers",
     "engine_stacks",
+    "stack_entries",
     "swarm_containers",
     "swarm_details",
     "swarm_services",
@@ -176,11 +177,17 @@ def _error(state: Mapping[str, Any]) -> str:
     return error
 
 
+def stack_entries(api: Transport, stack: str) -> list[dict[str, Any]]:
+    """The engine's listing entries of the stack's containers, running or not (one call)."""
+    what = f"listing containers of stack {stack}"
+    return _labelled(api, "/containers/json", f"{LABEL_STACK}={stack}", what, all="1")
+
+
 def engine_containers(api: Transport, stack: str) -> list[ContainerInfo]:
     """The engine backend's containers of ``stack``: one list call, then each container's
     inspect (image as created, restart policy, state error) and the engine's host name."""
     what = f"listing containers of stack {stack}"
-    listed = _labelled(api, "/containers/json", f"{LABEL_STACK}={stack}", what, all="1")
+    listed = stack_entries(api, stack)
     if not listed:
         return []
     try:

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 from composesecrets.backends import Progress
 from composesecrets.backends.docker_api import is_running, parallel, reason, translated
 from composesecrets.backends.engine import atomic, tmpfs
+from composesecrets.backends.listing import stack_entries
 from composesecrets.docker_rules import (
     LABEL_FILES,
     LABEL_ROTATE,
     LABEL_SERVICE,
-    LABEL_STACK,
     LABEL_TARGETS,
     ROTATE_IN_PLACE,
 )
@@ -145,8 +145,7 @@ class ApiContainer:
 
 def stack_containers(api: Transport, stack: str) -> list[ApiContainer]:
     """The stack's containers, running or not, in one listing."""
-    query = {"all": "1", "filters": {"label": [f"{LABEL_STACK}={stack}"]}}
-    return [ApiContainer(api, entry) for entry in api.get("/containers/json", query) or []]
+    return [ApiContainer(api, entry) for entry in stack_entries(api, stack)]
 
 
 def restore_stack(
