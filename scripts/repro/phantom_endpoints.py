@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Reproduce Docker 20.10's phantom network endpoint after a deploy that recreates many
-containers (found in session 4; not fixed yet).
+"""Reproduce Docker's phantom network endpoint after a deploy that recreates many containers
+(found in session 4, fixed in session 5: composesecrets/backends/engine/endpoints.py).
 
 For each case, a stack of N busybox services (bench/bench_rotate.py's compose file: each a
 shell loop that reads one shared secret) is deployed with the engine backend, its secret file
@@ -9,8 +9,11 @@ replaced. Then the stack's containers are removed one at a time by hand and the 
 removal is tried. "PHANTOM" means dockerd answers "has active endpoints" for a network that
 shows no container: only a dockerd restart clears it, and a later `stack rm` exits 8 on it.
 
-Seen on this project's test machine: 3 of 4 recreate cases (with and without the old
-containers leaving their networks one at a time before their stops), 0 of 2 in-place cases.
+The cause: each replacement runs as ``<name>-next`` and is renamed once the old container is
+gone, while it runs; Docker's rename rewrites the network's endpoint count from a copy read
+when it began, so a container started or stopped meanwhile on that network is lost from the
+count. Seen before the fix on this project's test machine: 3 of 4 recreate cases, 0 of 2
+in-place cases. With each rename alone (the fix): none.
 
 Usage (real engine, under the shared engine lock): python scripts/repro/phantom_endpoints.py
 [--services N] [--rounds R]. Leftover phantom networks are printed; restart dockerd

@@ -37,6 +37,7 @@ from composesecrets.backends.docker_api import (
 )
 from composesecrets.backends.engine import inplace, preflight, teardown, tmpfs
 from composesecrets.backends.engine import restore as restoring
+from composesecrets.backends.engine.endpoints import EndpointGuard
 from composesecrets.backends.engine.plan import EnginePlan, Replica, diff, make_plan
 from composesecrets.backends.stopping import stop_container
 from composesecrets.docker_rules import (
@@ -75,6 +76,7 @@ class _Run:
     created_networks: list[Any] = field(default_factory=list)
     stopped: list[Any] = field(default_factory=list)  # old containers stopped for a replacement
     lock: threading.Lock = field(default_factory=threading.Lock)
+    endpoints: EndpointGuard = field(default_factory=EndpointGuard)  # renames go alone
 
 
 LOG_LINES = 20  # of a container that failed a deploy, shown in the error
@@ -264,7 +266,10 @@ class EngineBackend(LazyClient):
                 progress(want.name, "starting")
                 if directory is not None:
                     inplace.write_files(directory, want)
-                with translated(f'service "{want.service.name}": starting {want.name}'):
+                with (
+                    translated(f'service "{want.service.name}": starting {want.name}'),
+                    run.endpoints.changing(),
+                ):
                     current.start()
                 return "started"
             if (
@@ -277,25 +282,27 @@ class EngineBackend(LazyClient):
         if current is None:
             progress(want.name, "creating")
             container = self._create(request, want, want.name, root, run)
-            self._start(want, container)
+            self._start(want, container, run)
             return "created"
         progress(want.name, "replacing")
         api = self.client.api
         if want.publishes_ports:
             # the host port is taken by the old container: stop it first, restart it on failure
-            with translated(f"stopping {want.name}"):
+            with translated(f"stopping {want.name}"), run.endpoints.changing():
                 stop_container(api, current.id, want.name, want.stop_timeout, progress)
             with run.lock:
                 run.stopped.append(current)
             new = self._create(request, want, f"{want.name}-next", root, run)
-            self._start(want, new)
+            self._start(want, new, run)
         else:
             new = self._create(request, want, f"{want.name}-next", root, run)
-            self._start(want, new)
-            with translated(f"stopping {want.name}"):
+            self._start(want, new, run)
+            with translated(f"stopping {want.name}"), run.endpoints.changing():
                 stop_container(api, current.id, want.name, want.stop_timeout, progress)
-        self._retire(current, root)
-        with translated(f"renaming {want.name}-next"):
+        with run.endpoints.changing():
+            self._retire(current, root)
+        # renamed while it runs: never while another container joins or leaves its networks
+        with translated(f"renaming {want.name}-next"), run.endpoints.renaming():
             new.rename(want.name)
         return "recreated"
 
@@ -372,8 +379,11 @@ class EngineBackend(LazyClient):
                 container.put_archive("/", tmpfs.secret_archive(want.secrets.files))
         return container
 
-    def _start(self, want: Replica, container: Any) -> None:
-        with translated(f'service "{want.service.name}": starting {container.name}'):
+    def _start(self, want: Replica, container: Any, run: _Run) -> None:
+        with (
+            translated(f'service "{want.service.name}": starting {container.name}'),
+            run.endpoints.changing(),
+        ):
             container.start()
 
     def _check_running(self, run: _Run) -> None:

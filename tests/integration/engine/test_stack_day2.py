@@ -260,22 +260,52 @@ def test_redeploy_without_the_plaintext_file(docker_client: Any, stacks: Stacks,
 # ------------------------------------------------------------------ 4. stack rm
 
 
-def test_rm_of_a_30_service_stack_ten_times(docker_client: Any, stacks: Stacks,
-                                            test_image: str) -> None:  # fmt: skip
+def wide_stack(stacks: Stacks, image: str, count: int = 30) -> Path:
+    """A compose file of ``count`` services sharing one secret, key.txt (written)."""
     tool = stacks.tool
     tool.secret_file("key.txt", stacks.canary())
     services = "".join(
-        f"  s{i}:\n    image: {test_image}\n    command: {SLEEPER}\n"
+        f"  s{i}:\n    image: {image}\n    command: {SLEEPER}\n"
         f"    stop_grace_period: 1s\n    secrets: [key]\n"
-        for i in range(30)
+        for i in range(count)
     )
-    compose = tool.workdir / "wide.yml"
+    compose: Path = tool.workdir / "wide.yml"
     compose.write_text(f'version: "3.8"\nservices:\n{services}secrets:\n  key:\n'
                        "    file: ./key.txt\n")  # fmt: skip
+    return compose
+
+
+def test_rm_of_a_30_service_stack_ten_times(docker_client: Any, stacks: Stacks,
+                                            test_image: str) -> None:  # fmt: skip
+    tool = stacks.tool
+    compose = wide_stack(stacks, test_image)
     name = stacks.new_name()
     failures = []
     for round_ in range(10):
         tool.ok("stack", "deploy", "-q", "-c", str(compose), name)
+        removed = tool.run("stack", "rm", "-q", name)
+        left = engine_leftovers(name)
+        if removed.returncode != 0 or left:
+            failures.append(f"round {round_}: {removed.describe()} left: {left}")
+    assert failures == []
+
+
+def test_rm_after_a_redeploy_that_replaced_30_containers(
+    docker_client: Any, stacks: Stacks, test_image: str
+) -> None:
+    """A new secret version replaces every container; each replacement is renamed while it
+    runs. Docker's rename rewrote the network's endpoint count while other containers
+    joined and left it: the network then had "active endpoints" and no container, and
+    `stack rm` exited 8 on it (before, 2 of 2 rounds at this size)."""
+    tool = stacks.tool
+    compose = wide_stack(stacks, test_image)
+    failures = []
+    for round_ in range(2):
+        name = stacks.new_name()
+        tool.ok("stack", "deploy", "-q", "-c", str(compose), name)
+        tool.secret_file("key.txt", stacks.canary())
+        redeployed = tool.ok("stack", "deploy", "-c", str(compose), name)
+        assert "30 recreated" in redeployed.stdout, redeployed.describe()
         removed = tool.run("stack", "rm", "-q", name)
         left = engine_leftovers(name)
         if removed.returncode != 0 or left:

@@ -108,6 +108,8 @@ class FakeContainer:
         self._check("container.start")
         self.manually_stopped = False
         self._run()
+        if self.status == "running":
+            self.engine.endpoints_changed(self)  # its endpoints are made at start
 
     def _run(self) -> None:
         """Start the process: fails like the engine when a bind-mount source is gone."""
@@ -132,11 +134,14 @@ class FakeContainer:
         if self.status == "running":
             self.status, self.exit_code = "exited", 143
             self.manually_stopped = True
+            self.engine.endpoints_changed(self)  # released when the process is gone
 
     def remove(self, force: bool = False, v: bool = False) -> None:
         self._check("container.remove")
         if self.status == "running" and not force:
             raise api_error(f"cannot remove running container {self.name}", 409)
+        if self.status == "running":
+            self.engine.endpoints_changed(self)
         del self.engine.containers_by_id[self.id]
         for net in self.engine.networks_by_id.values():
             net.endpoints.discard(self.id)
@@ -145,6 +150,14 @@ class FakeContainer:
         self._check("container.rename")
         if self.engine.find_container(name) is not None:
             raise api_error(f'Conflict. The container name "/{name}" is already in use', 409)
+        if self.status == "running":
+            # Docker 20.10 rewrites each network's endpoint count from a copy read when the
+            # rename began: a change of another endpoint meanwhile is lost (one too many)
+            nets = [n for n in self.engine.networks_by_id.values() if n.name in self.networks]
+            before = [net.changes for net in nets]
+            time.sleep(self.engine.rename_window)
+            for net, seen in zip(nets, before, strict=True):
+                net.phantoms += net.changes != seen
         self.name = name
 
     def reload(self) -> None:
@@ -175,6 +188,8 @@ class FakeNetwork:
         # endpoints the daemon still holds for removed containers (by container name): not
         # listed in "Containers", yet removal answers "has active endpoints"
         self.stale: set[str] = set()
+        self.changes = 0  # endpoints made or released (containers started, stopped...)
+        self.phantoms = 0  # endpoints counted that no container holds (a lost update)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -194,6 +209,8 @@ class FakeNetwork:
         self.engine._call("network.connect", self.name)
         self.endpoints.add(container.id)
         container.networks[self.name] = list(aliases or [])
+        if container.status == "running":
+            self.changes += 1
 
     def remove(self) -> None:
         self.engine.remove_network(self.id)
@@ -510,6 +527,7 @@ class FakeDocker:
     swarm_nodes: int = 1
     exit_codes: dict[str, int] = field(default_factory=dict)  # image -> exit code after start
     slow_stops: dict[str, float] = field(default_factory=dict)  # image -> seconds a stop takes
+    rename_window: float = 0.0  # seconds a running container's rename takes (see rename)
     log_lines: dict[str, list[str]] = field(default_factory=dict)  # image -> its output
     containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)
     networks_by_id: dict[str, FakeNetwork] = field(default_factory=dict)
@@ -597,7 +615,7 @@ class FakeDocker:
         self._call("network.remove", net.name if net else network_id)
         if net is None:
             raise api_error(f"network {network_id} not found", 404)
-        if net.endpoints or net.stale:
+        if net.endpoints or net.stale or net.phantoms:
             raise api_error(f"error while removing network: network {net.name} id {net.id} "
                             "has active endpoints", 403)  # fmt: skip
         del self.networks_by_id[net.id]
@@ -610,10 +628,17 @@ class FakeDocker:
         if live is not None and live.id in net.endpoints:
             net.endpoints.discard(live.id)
             live.networks.pop(net.name, None)
+            net.changes += live.status == "running"
         elif name in net.stale and force:
             net.stale.discard(name)
         else:
             raise api_error(f"container {name} is not connected to network {net.name}", 404)
+
+    def endpoints_changed(self, container: FakeContainer) -> None:
+        """``container`` made or released its endpoints (on each of its networks)."""
+        with self.lock:
+            for net in self.networks_by_id.values():
+                net.changes += net.name in container.networks
 
     def leave_stale_endpoint(self, network: str, container: str) -> None:
         """The daemon keeps an endpoint of ``container`` on ``network`` after its removal

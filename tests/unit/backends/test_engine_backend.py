@@ -110,6 +110,28 @@ def test_new_secret_version_recreates_only_its_users(
     assert len(list((secret_root / "st").iterdir())) == 3
 
 
+def test_a_replacement_takes_its_name_while_no_other_endpoint_changes(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    """Docker 20.10's rename of a running container rewrites its networks' endpoint count
+    from a copy read when the rename began: a container that starts or stops on the same
+    network meanwhile is lost from the count, and the network can never be removed. Here
+    "b"'s old container stops (0.1 s) during "a"'s rename (0.2 s) unless renames wait."""
+    fake.image_names.add("slow:test")
+    fake.slow_stops["slow:test"] = 0.1
+    fake.rename_window = 0.2
+    services = {"a": {"image": IMAGE, "secrets": ["pw"]},
+                "b": {"image": "slow:test", "secrets": ["pw"]}}  # fmt: skip
+    request = load({"version": "3.8", "services": services, "secrets": doc()["secrets"]})
+    backend = EngineBackend(fake)
+    deploy(backend, request)
+    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
+    assert sorted(result.recreated) == ["st_a_1", "st_b_1"]
+    assert fake.network_named("st_default").phantoms == 0
+    assert not backend.remove("st", quiet).leftovers
+    assert fake.network_names() == []
+
+
 def test_changed_service_is_recreated_and_others_unchanged(
     fake: FakeDocker, load: Load, secret_root: Path
 ) -> None:
