@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from composesecrets.docker_rules import (
     LABEL_DIR,
@@ -44,8 +43,7 @@ __all__ = [
 NOT_A_MANAGER = 503  # the answer of /services, /tasks, /nodes on an engine outside a swarm
 
 
-@dataclass(frozen=True)
-class ServiceDetails:
+class ServiceDetails(NamedTuple):  # not a dataclass: start-up (see inventory)
     """What ``stack services`` shows of a service besides its containers (Docker's names)."""
 
     id: str = ""

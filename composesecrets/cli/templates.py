@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from composesecrets.errors import UsageError
 
@@ -30,8 +29,7 @@ _FIELD = r"\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$"
 _Part = tuple[str, str]
 
 
-@dataclass(frozen=True)
-class OutputFormat:
+class OutputFormat(NamedTuple):  # not a dataclass: no dataclasses import at start-up
     """A parsed ``--format`` value: ``kind`` is table, json, template or table-template."""
 
     kind: str
