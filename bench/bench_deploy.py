@@ -76,11 +76,15 @@ SETTLE_TIMEOUT_S = 180.0
 
 
 def _container_namespaces() -> int | None:
-    """Network namespaces of container sandboxes (12 hex digits; not Swarm's own)."""
+    """Network namespaces of container sandboxes (12 hex digits; not Swarm's own) that are
+    still mounted: a dockerd that was killed leaves empty files there that nothing removes."""
     try:
-        return sum(1 for p in NETNS.iterdir() if re.fullmatch(r"[0-9a-f]{12}", p.name))
-    except OSError:  # not root, or another layout
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
         return None
+    netns = NETNS.resolve()  # mounted at /run/docker/netns/...
+    points = [Path(line.split()[4]) for line in mounts if len(line.split()) > 4]
+    return sum(1 for p in points if p.parent == netns and re.fullmatch(r"[0-9a-f]{12}", p.name))
 
 
 def _own_namespaces(client: Any) -> int:
