@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         big = root / "big"
         big_env = {**env, "COMPOSESECRETS_HOME": str(big)}
         t0 = time.perf_counter()
-        with Store.open(big, unlock=EnvKeyUnlock(key=key), environ={}) as store:
+        with Store.open(big, unlock=EnvKeyUnlock(key=key), environ={"HOME": env["HOME"]}) as store:
             for batch in range(LS_SIZE // 1000):
                 store.import_many(
                     (f"big-{batch:02d}-{i:04d}", os.urandom(KIB), {"bench": "ls"})

@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         from composesecrets.store import EnvKeyUnlock, Store
 
-        with Store.open(root / "store", unlock=EnvKeyUnlock(key=key), environ={}) as store:
+        with Store.open(
+            root / "store", unlock=EnvKeyUnlock(key=key), environ={"HOME": env["HOME"]}
+        ) as store:
             store.import_many((f"bench_{i:02d}", os.urandom(64), {}) for i in range(10))
 
         commands: dict[str, list[str]] = {
