@@ -13,7 +13,10 @@ every time; the same with each rename alone, none.
 So the deploy's own starts, stops and removals of containers run under
 :meth:`EndpointGuard.changing` (any number at once, as before) and each rename of a running
 container under :meth:`EndpointGuard.renaming` (alone). A waiting rename goes before changes
-that have not begun yet, so it waits for at most the changes already under way.
+that have not begun yet, so it waits for at most the changes already under way. The price:
+those include stops, each up to its grace period, and the starts queued behind the rename
+wait with it. Guarded sections are single engine calls and never nest (a nested ``changing``
+behind a waiting rename would wait forever).
 
 It cannot cover changes made outside this run: a container of another program restarting on
 the same network during the few milliseconds of a rename.
