@@ -285,11 +285,9 @@ class EngineBackend(LazyClient):
             self._start(want, container, run)
             return "created"
         progress(want.name, "replacing")
-        api = self.client.api
         if want.publishes_ports:
             # the host port is taken by the old container: stop it first, restart it on failure
-            with translated(f"stopping {want.name}"), run.endpoints.changing():
-                stop_container(api, current.id, want.name, want.stop_timeout, progress)
+            self._stop_replaced(current, want, run, progress)
             with run.lock:
                 run.stopped.append(current)
             new = self._create(request, want, f"{want.name}-next", root, run)
@@ -297,14 +295,24 @@ class EngineBackend(LazyClient):
         else:
             new = self._create(request, want, f"{want.name}-next", root, run)
             self._start(want, new, run)
-            with translated(f"stopping {want.name}"), run.endpoints.changing():
-                stop_container(api, current.id, want.name, want.stop_timeout, progress)
+            self._stop_replaced(current, want, run, progress)
         with run.endpoints.changing():
             self._retire(current, root)
         # renamed while it runs: never while another container joins or leaves its networks
         with translated(f"renaming {want.name}-next"), run.endpoints.renaming():
             new.rename(want.name)
         return "recreated"
+
+    def _stop_replaced(self, current: Any, want: Replica, run: _Run, progress: Progress) -> None:
+        """Stop the container a replacement takes over from, until its endpoints are gone.
+
+        Docker answers a stop as soon as the container's state says stopped, and releases
+        its network endpoints after that while it holds the container's lock; an inspect
+        waits for that lock. Both happen inside one endpoint change (see endpoints.py)."""
+        api = self.client.api
+        with translated(f"stopping {want.name}"), run.endpoints.changing():
+            stop_container(api, current.id, want.name, want.stop_timeout, progress)
+            api.inspect_container(current.id)
 
     @staticmethod
     def _dir_of(container: Any, root: Path | None) -> Path | None:

@@ -81,6 +81,10 @@ class FakeContainer:
         self.networks: dict[str, list[str]] = {}
         self.archives: list[bytes] = []  # put_archive payloads (copy delivery)
         self.pid = 0  # State.Pid: its process on the host (tests point stopping.PROC at it)
+        # stopped, its endpoints not yet released: Docker answers a stop once the state says
+        # stopped and releases the network after that, under the container's lock, so
+        # the next call that takes the lock (inspect, remove, start) waits until it is done
+        self.pending_release = False
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -104,8 +108,16 @@ class FakeContainer:
         if self.engine.containers_by_id.get(self.id) is not self:
             raise api_error(f"No such container: {self.name}", 404)
 
+    def settle(self) -> None:
+        """Dockerd's clean-up after the exit is done (what waiting for the lock means)."""
+        if self.pending_release:
+            self.pending_release = False
+            self.engine.endpoints_changed(self)
+
     def start(self) -> None:
         self._check("container.start")
+        self.settle()
+        time.sleep(self.engine.slow_starts.get(self.image, 0.0))
         self.manually_stopped = False
         self._run()
         if self.status == "running":
@@ -134,12 +146,13 @@ class FakeContainer:
         if self.status == "running":
             self.status, self.exit_code = "exited", 143
             self.manually_stopped = True
-            self.engine.endpoints_changed(self)  # released when the process is gone
+            self.pending_release = True  # released after the answer: see pending_release
 
     def remove(self, force: bool = False, v: bool = False) -> None:
         self._check("container.remove")
         if self.status == "running" and not force:
             raise api_error(f"cannot remove running container {self.name}", 409)
+        self.settle()
         if self.status == "running":
             self.engine.endpoints_changed(self)
         del self.engine.containers_by_id[self.id]
@@ -156,12 +169,16 @@ class FakeContainer:
             nets = [n for n in self.engine.networks_by_id.values() if n.name in self.networks]
             before = [net.changes for net in nets]
             time.sleep(self.engine.rename_window)
+            releasing = [c for c in list(self.engine.containers_by_id.values())
+                         if c.pending_release]  # fmt: skip
             for net, seen in zip(nets, before, strict=True):
-                net.phantoms += net.changes != seen
+                racing = any(net.name in c.networks for c in releasing)
+                net.phantoms += net.changes != seen or racing
         self.name = name
 
     def reload(self) -> None:
         self._check("container.reload")
+        self.settle()
 
     def put_archive(self, path: str, data: bytes) -> bool:
         self._check("container.put_archive")
@@ -509,6 +526,7 @@ class _Api:
         found = self.engine.containers_by_id.get(container_id)
         if found is None:
             raise api_error(f"No such container: {container_id}", 404)
+        found.settle()
         return {"Id": found.id, **found.attrs}
 
     def remove_container(self, container_id: str, force: bool = False) -> None:
@@ -527,6 +545,7 @@ class FakeDocker:
     swarm_nodes: int = 1
     exit_codes: dict[str, int] = field(default_factory=dict)  # image -> exit code after start
     slow_stops: dict[str, float] = field(default_factory=dict)  # image -> seconds a stop takes
+    slow_starts: dict[str, float] = field(default_factory=dict)  # image -> seconds a start takes
     rename_window: float = 0.0  # seconds a running container's rename takes (see rename)
     log_lines: dict[str, list[str]] = field(default_factory=dict)  # image -> its output
     containers_by_id: dict[str, FakeContainer] = field(default_factory=dict)

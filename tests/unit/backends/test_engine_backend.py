@@ -132,6 +132,25 @@ def test_a_replacement_takes_its_name_while_no_other_endpoint_changes(
     assert fake.network_names() == []
 
 
+def test_a_replacement_takes_its_name_only_once_stopped_containers_let_go(
+    fake: FakeDocker, load: Load, secret_root: Path
+) -> None:
+    """Docker answers a stop before it releases the container's endpoints (under the
+    container's lock), and a rename meanwhile loses that release. "b" publishes a port, so
+    its old container stops first and is removed only after its replacement started (0.3 s),
+    while "a"'s rename is due."""
+    fake.image_names.add("slowstart:test")
+    fake.slow_starts["slowstart:test"] = 0.3
+    slow = {"image": "slowstart:test", "ports": ["8080:80"], "secrets": ["pw"]}
+    services = {"a": {"image": IMAGE, "secrets": ["pw"]}, "b": slow}
+    request = load({"version": "3.8", "services": services, "secrets": doc()["secrets"]})
+    backend = EngineBackend(fake)
+    deploy(backend, request)
+    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
+    assert sorted(result.recreated) == ["st_a_1", "st_b_1"]
+    assert fake.network_named("st_default").phantoms == 0
+
+
 def test_changed_service_is_recreated_and_others_unchanged(
     fake: FakeDocker, load: Load, secret_root: Path
 ) -> None:
