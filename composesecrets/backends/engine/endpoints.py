@@ -15,8 +15,8 @@ So the deploy's own starts, stops and removals of containers run under
 container under :meth:`EndpointGuard.renaming` (alone). A stop counts until dockerd has let
 go of the container's endpoints: it answers the stop once the state says stopped and
 releases the network after that, under the container's lock, so the stop is followed by an
-inspect (which waits for that lock) in the same section. Before that inspect, a CI run still
-left a phantom endpoint in 1 of 2 rounds of 30 replacements. A waiting rename goes before changes
+inspect (which waits for that lock) in the same section (read in Docker's source; the
+fake engine in the unit tests behaves so). A waiting rename goes before changes
 that have not begun yet, so it waits for at most the changes already under way. The price:
 those include stops, each up to its grace period, and the starts queued behind the rename
 wait with it. Guarded sections are single engine calls and never nest (a nested ``changing``

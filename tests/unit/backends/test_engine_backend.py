@@ -344,19 +344,20 @@ def test_stops_that_wait_out_their_grace_period_say_so(
     ]
 
 
-def test_remove_leaves_each_container_on_its_networks_through_its_stop(
+def test_remove_takes_each_container_off_its_networks_before_its_stop(
     fake: FakeDocker, load: Load, secret_root: Path
 ) -> None:
-    """A stopping service still reaches its database during its grace period: nothing takes
-    it off its networks before its stop (as with docker stack rm)."""
+    """Docker 20.10 keeps a phantom endpoint after many stops at once on one network: the
+    teardown disconnects each container (one at a time) before stopping it."""
     backend = EngineBackend(fake)
     deploy(backend, load(doc()))
+    ids = {c.id: c.name for c in fake.containers_by_id.values()}
     fake.calls.clear()
     backend.remove("st", quiet)
-    assert [subject for op, subject in fake.calls if op == "network.disconnect"] == []
-    stopped = sorted(str(subject) for op, subject in fake.calls if op == "container.stop")
-    assert stopped == ["st_db_1", "st_web_1", "st_web_2"]
-    assert fake.network_names() == []
+    for container_id, name in ids.items():
+        mine = [op for op, subject in fake.calls
+                if subject in (name, f"st_default/{container_id}")]  # fmt: skip
+        assert mine[:2] == ["network.disconnect", "container.stop"], (name, mine)
 
 
 def test_copy_delivery_puts_an_archive_before_start(fake: FakeDocker, load: Load) -> None:
