@@ -110,6 +110,17 @@ def test_new_secret_version_recreates_only_its_users(
     assert len(list((secret_root / "st").iterdir())) == 3
 
 
+def replace_a_and_b(backend: EngineBackend, load: Load, b: dict[str, Any]) -> None:
+    """Deploy services "a" (the fake's instant image) and ``b``, then a new secret version
+    that replaces both; the stack's network must keep a true endpoint count."""
+    services = {"a": {"image": IMAGE, "secrets": ["pw"]}, "b": b}
+    request = load({"version": "3.8", "services": services, "secrets": doc()["secrets"]})
+    deploy(backend, request)
+    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
+    assert sorted(result.recreated) == ["st_a_1", "st_b_1"]
+    assert backend.client.network_named("st_default").phantoms == 0
+
+
 def test_a_replacement_takes_its_name_while_no_other_endpoint_changes(
     fake: FakeDocker, load: Load, secret_root: Path
 ) -> None:
@@ -120,14 +131,8 @@ def test_a_replacement_takes_its_name_while_no_other_endpoint_changes(
     fake.image_names.add("slow:test")
     fake.slow_stops["slow:test"] = 0.1
     fake.rename_window = 0.2
-    services = {"a": {"image": IMAGE, "secrets": ["pw"]},
-                "b": {"image": "slow:test", "secrets": ["pw"]}}  # fmt: skip
-    request = load({"version": "3.8", "services": services, "secrets": doc()["secrets"]})
     backend = EngineBackend(fake)
-    deploy(backend, request)
-    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
-    assert sorted(result.recreated) == ["st_a_1", "st_b_1"]
-    assert fake.network_named("st_default").phantoms == 0
+    replace_a_and_b(backend, load, {"image": "slow:test", "secrets": ["pw"]})
     assert not backend.remove("st", quiet).leftovers
     assert fake.network_names() == []
 
@@ -142,13 +147,7 @@ def test_a_replacement_takes_its_name_only_once_stopped_containers_let_go(
     fake.image_names.add("slowstart:test")
     fake.slow_starts["slowstart:test"] = 0.3
     slow = {"image": "slowstart:test", "ports": ["8080:80"], "secrets": ["pw"]}
-    services = {"a": {"image": IMAGE, "secrets": ["pw"]}, "b": slow}
-    request = load({"version": "3.8", "services": services, "secrets": doc()["secrets"]})
-    backend = EngineBackend(fake)
-    deploy(backend, request)
-    result = deploy(backend, request, {"pw": (b"CANARY-v2", 2)})
-    assert sorted(result.recreated) == ["st_a_1", "st_b_1"]
-    assert fake.network_named("st_default").phantoms == 0
+    replace_a_and_b(EngineBackend(fake), load, slow)
 
 
 def test_changed_service_is_recreated_and_others_unchanged(
