@@ -83,7 +83,7 @@ def _container_namespaces() -> int | None:
     except OSError:
         return None
     netns = NETNS.resolve()  # mounted at /run/docker/netns/...
-    points = [Path(line.split()[4]) for line in mounts if len(line.split()) > 4]
+    points = [Path(fields[4]) for fields in map(str.split, mounts) if len(fields) > 4]
     return sum(1 for p in points if p.parent == netns and re.fullmatch(r"[0-9a-f]{12}", p.name))
 
 

@@ -266,11 +266,7 @@ class EngineBackend(LazyClient):
                 progress(want.name, "starting")
                 if directory is not None:
                     inplace.write_files(directory, want)
-                with (
-                    translated(f'service "{want.service.name}": starting {want.name}'),
-                    run.endpoints.changing(),
-                ):
-                    current.start()
+                self._start(want, current, run)
                 return "started"
             if (
                 want.in_place
