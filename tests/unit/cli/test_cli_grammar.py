@@ -444,10 +444,11 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
     # standard library: neither the docker SDK nor the backends' deploy code nor a store
     stacks = imported("stack", "ls", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert "composesecrets.backends.engine_reader" in stacks
+    assert "http.client" in stacks  # plain HTTP on a unix socket: OpenSSL is not loaded
     for heavy in ("docker", "requests", "urllib3", "composesecrets.backends.engine.backend",
                   "composesecrets.backends.swarm.backend", "composesecrets.backends.base",
                   "composesecrets.stackfiles", "composesecrets.model", "composesecrets.store",
-                  "cryptography", "yaml", "jsonschema", "fractions", "composesecrets.stacks",
+                  "cryptography", "yaml", "jsonschema", "fractions", "composesecrets.stacks", "ssl",
                   "composesecrets.cli.compose_cmds", "composesecrets.cli.progress"):  # fmt: skip
         assert heavy not in stacks, heavy
     # a remote engine is asked through the docker SDK (TLS, ssh: whatever the SDK reads)
