@@ -48,7 +48,7 @@ NoProgress = Annotated[bool, typer.Option("--quiet", "-q", help="No progress out
 
 def _unlocked(store: Any) -> Any:
     """The store unlocked now: a passphrase prompt comes before any progress is drawn."""
-    if store.status().initialised:
+    if store.initialised:
         store.unlock()
     return store
 

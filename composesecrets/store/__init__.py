@@ -37,14 +37,13 @@ if TYPE_CHECKING:
         KeyChange,
         SecretDetails,
         StoreStatus,
-        Usage,
-        UsageRecord,
         VerifyFailure,
         VerifyReport,
         VersionInfo,
     )
     from .sources import read_value
     from .store import DEFAULT_RETENTION, Store
+    from .usage import Usage, UsageRecord
     from .validation import NAME_MAX, VALUE_MAX, check_labels, check_name, parse_label, split_ref
 
 # Every public name -> the submodule that defines it, imported on first access (PEP 562): a
@@ -73,8 +72,8 @@ _LAZY = {
     "Store": "store",
     "StoreStatus": "reports",
     "Unlock": "keys",
-    "Usage": "reports",
-    "UsageRecord": "reports",
+    "Usage": "usage",
+    "UsageRecord": "usage",
     "VALUE_MAX": "validation",
     "VerifyFailure": "reports",
     "VerifyReport": "reports",

@@ -1,15 +1,19 @@
 """Result types of the store API that only some commands need (frozen dataclasses; none of
 them ever holds a value). :class:`~.records.SecretInfo` is in :mod:`.records`: listing
-secrets, the most frequent command, does not import this module (start-up)."""
+secrets, the most frequent command, does not import this module (start-up), and the usage
+records (what ``stack restore`` reads at boot) are in :mod:`.usage`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .records import SecretInfo, docker_time
+
+if TYPE_CHECKING:
+    from .usage import UsageRecord
 
 
 @dataclass(frozen=True)
@@ -27,37 +31,6 @@ class VersionInfo:
             "Size": self.size,
             "CreatedAt": docker_time(self.created_at),
             "Digest": self.digest,
-        }
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A reference from a deployed service to a secret (``version`` None = current)."""
-
-    secret: str
-    service: str
-    version: int | None = None
-
-
-@dataclass(frozen=True)
-class UsageRecord:
-    stack: str
-    backend: str
-    secret_id: str
-    secret_name: str
-    version: int
-    service: str
-    recorded_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "Stack": self.stack,
-            "Backend": self.backend,
-            "SecretID": self.secret_id,
-            "SecretName": self.secret_name,
-            "Version": self.version,
-            "Service": self.service,
-            "RecordedAt": docker_time(self.recorded_at),
         }
 
 

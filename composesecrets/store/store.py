@@ -34,10 +34,9 @@ if TYPE_CHECKING:  # imported where used: listing secrets needs none of them (st
         KeyChange,
         SecretDetails,
         StoreStatus,
-        Usage,
-        UsageRecord,
         VerifyReport,
     )
+    from .usage import Usage, UsageRecord
 
 DEFAULT_RETENTION = 10
 
@@ -208,6 +207,12 @@ class Store:
     def unlock(self) -> None:
         """Unlock now (else it happens on first need). :class:`StoreLockedError` if it fails."""
         self._keyring.keys()
+
+    @property
+    def initialised(self) -> bool:
+        """Whether the store has its key slot yet (the first write makes it). Needs no key;
+        cheaper than :meth:`status`, which counts every table."""
+        return self._keyring.read_slot() is not None
 
     # ------------------------------------------------------------------ secrets
 

@@ -9,13 +9,49 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, NotFoundError
 from . import audit
-from .records import from_ns
-from .reports import Usage, UsageRecord
+from .records import docker_time, from_ns
 from .secretrows import by_name, prune
 from .validation import split_ref
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A reference from a deployed service to a secret (``version`` None = current)."""
+
+    secret: str
+    service: str
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    stack: str
+    backend: str
+    secret_id: str
+    secret_name: str
+    version: int
+    service: str
+    recorded_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Stack": self.stack,
+            "Backend": self.backend,
+            "SecretID": self.secret_id,
+            "SecretName": self.secret_name,
+            "Version": self.version,
+            "Service": self.service,
+            "RecordedAt": docker_time(self.recorded_at),
+        }
+
 
 _SELECT = (
     "SELECT u.stack, u.backend, u.secret_id, s.name, u.version, u.service, u.recorded_ns"

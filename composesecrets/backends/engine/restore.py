@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composesecrets.backends import Progress
 from composesecrets.backends.docker_api import is_running, parallel, reason, translated
 from composesecrets.backends.engine import atomic, tmpfs
 from composesecrets.backends.listing import stack_entries
@@ -43,6 +42,7 @@ from composesecrets.docker_rules import (
 from composesecrets.model import SECRET, SecretFile
 
 if TYPE_CHECKING:
+    from composesecrets.backends import Progress
     from composesecrets.backends.engine_reader import Transport
 
 __all__ = [

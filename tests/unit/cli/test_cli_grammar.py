@@ -451,6 +451,14 @@ def test_validate_secret_ls_and_stack_ls_import_only_what_they_need(two_secrets:
                   "cryptography", "yaml", "jsonschema", "fractions", "composesecrets.stacks", "ssl",
                   "composesecrets.cli.compose_cmds", "composesecrets.cli.progress"):  # fmt: skip
         assert heavy not in stacks, heavy
+    # a restore at boot unlocks the store and asks the engine through the light transport:
+    # neither the SDK nor the deploy code, nor the store's report types
+    restore = imported("stack", "restore", "shop", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert {"composesecrets.backends.engine.restore", "composesecrets.store.keyslot"} <= restore
+    for heavy in ("docker", "ssl", "yaml", "composesecrets.backends.base",
+                  "composesecrets.stackfiles", "composesecrets.store.reports",
+                  "composesecrets.compose.project"):  # fmt: skip
+        assert heavy not in restore, heavy
     # a remote engine is asked through the docker SDK (TLS, ssh: whatever the SDK reads)
     remote = imported("stack", "ls", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
     assert "docker" in remote
