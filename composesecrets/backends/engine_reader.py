@@ -159,19 +159,27 @@ def _explanation(body: bytes) -> str:
     return str(message or text).strip()
 
 
+_IMPORTING = threading.Lock()
+
+
 def plain_http_client() -> ModuleType:
-    """``http.client``, imported without ``ssl`` when nothing in this process has imported
-    ``ssl`` yet. The transport speaks plain HTTP over a unix socket, and ``ssl`` (OpenSSL's
-    ``_ssl`` with it) is a third of ``http.client``'s import time: about 8 ms of every
-    ``stack ls``, ``ps``, ``services`` and ``restore``. ``http.client`` then has no
-    ``HTTPSConnection`` in this process; nothing uses it (a TLS or remote engine goes through
-    the SDK's own stack: urllib3 imports ``ssl`` itself, which stays importable)."""
-    if "http.client" not in sys.modules and "ssl" not in sys.modules:
-        sys.modules["ssl"] = None  # type: ignore[assignment]  # `import ssl` raises ImportError
-        try:
-            import http.client
-        finally:
-            del sys.modules["ssl"]
+    """``http.client``; in a command-line process, imported without ``ssl`` when nothing has
+    imported ``ssl`` yet. The transport speaks plain HTTP over a unix socket, and ``ssl``
+    (OpenSSL's ``_ssl`` with it) is a third of ``http.client``'s import time: about 8 ms of
+    every ``stack ls``, ``ps``, ``services`` and ``restore``. ``http.client`` then has no
+    ``HTTPSConnection`` in that process, which nothing of ours uses (a TLS or remote engine
+    goes through the SDK: urllib3 imports ``ssl`` itself, which stays importable). A library
+    caller's process keeps the ordinary ``http.client`` (urllib's https needs it)."""
+    import composesecrets
+
+    with _IMPORTING:  # one thread stands in for ssl, and takes its stand-in away again
+        if (composesecrets._command_line and "http.client" not in sys.modules
+                and "ssl" not in sys.modules):  # fmt: skip
+            sys.modules["ssl"] = None  # type: ignore[assignment]  # import ssl: ImportError
+            try:
+                import http.client
+            finally:
+                del sys.modules["ssl"]
     import http.client
 
     return http.client

@@ -20,6 +20,7 @@ from typing import NoReturn
 
 import typer
 
+import composesecrets
 from composesecrets.cli.app import app
 from composesecrets.cli.grammar import end_selection, register_deferred, select, selected_found
 from composesecrets.errors import ComposeSecretsError, InternalError
@@ -97,6 +98,7 @@ def _fail(exc: ComposeSecretsError) -> NoReturn:
 
 def main() -> None:
     """Console-script entry point: no traceback reaches a user for bad input."""
+    composesecrets._command_line = True
     try:
         load_commands(sys.argv[1:])
         app(prog_name="composesecrets")

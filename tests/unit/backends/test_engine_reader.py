@@ -268,23 +268,27 @@ def test_a_non_manager_engine_still_lists_its_engine_stacks(
 
 
 def test_the_plain_http_client_leaves_ssl_unloaded_and_importable() -> None:
-    """In a fresh process the transport's ``http.client`` comes without OpenSSL; ``ssl`` can
-    still be imported afterwards (the SDK's urllib3 needs it for TLS engines), and when ssl
-    was loaded first, ``http.client`` is the ordinary one."""
+    """In a fresh command-line process the transport's ``http.client`` comes without OpenSSL;
+    ``ssl`` can still be imported afterwards (the SDK's urllib3 needs it for TLS engines).
+    When ssl was loaded first, or in a library caller's process, ``http.client`` is the
+    ordinary one (with ``HTTPSConnection``, which urllib's https needs)."""
     import subprocess
     import sys
 
-    script = (
-        "import sys\n"
-        "from composesecrets.backends.engine_reader import plain_http_client\n"
-        "client = plain_http_client()\n"
-        "print('ssl' in sys.modules, hasattr(client, 'HTTPSConnection'))\n"
-        "import ssl, urllib3\n"
-        "print(ssl.OPENSSL_VERSION.split()[0], urllib3.util.ssl_.IS_PYOPENSSL is False)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", "False", "OpenSSL", "True"]
-    first = "import ssl\n" + script.replace("'ssl' in sys.modules", "True")
-    proc = subprocess.run([sys.executable, "-c", first], capture_output=True, text=True)
-    assert proc.stdout.split()[:2] == ["True", "True"], proc.stderr
+    def run(prelude: str) -> list[str]:
+        script = (
+            f"import sys\n{prelude}"
+            "from composesecrets.backends.engine_reader import plain_http_client\n"
+            "client = plain_http_client()\n"
+            "print('ssl' in sys.modules, hasattr(client, 'HTTPSConnection'))\n"
+            "import ssl, urllib3\n"
+            "print(ssl.OPENSSL_VERSION.split()[0], urllib3.util.ssl_.IS_PYOPENSSL is False)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    command_line = "import composesecrets\ncomposesecrets._command_line = True\n"
+    assert run(command_line) == ["False", "False", "OpenSSL", "True"]
+    assert run(command_line + "import ssl\n")[:2] == ["True", "True"]
+    assert run("")[:2] == ["True", "True"]  # a library caller's process
