@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composesecrets.backends.docker_api import is_running, parallel, reason, translated
+from composesecrets.backends.docker_api import is_running, parallel, reason
 from composesecrets.backends.engine import atomic, tmpfs
 from composesecrets.backends.listing import stack_entries
 from composesecrets.docker_rules import (
@@ -39,6 +39,7 @@ from composesecrets.docker_rules import (
     LABEL_TARGETS,
     ROTATE_IN_PLACE,
 )
+from composesecrets.errors import BackendError, EngineApiError
 from composesecrets.model import SECRET, SecretFile
 
 if TYPE_CHECKING:
@@ -218,8 +219,10 @@ def _restore_one(
                 "composesecrets; redeploy the stack once", "problem", 0)  # fmt: skip
     running = is_running(container.attrs)
     if not running and not isinstance(container.attrs.get("State"), Mapping):
-        with translated(f"inspecting {name}"):  # a listing entry: the policy needs an inspect
+        try:  # a listing entry: the policy needs an inspect
             container.reload()
+        except EngineApiError as exc:  # the transport's errors are ours already (no SDK here)
+            raise BackendError(f"inspecting {name}: {exc.message}") from None
         running = is_running(container.attrs)
     written = 0
     directory = tmpfs.container_directory(root, labels)
