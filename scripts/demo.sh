@@ -3,8 +3,9 @@
 #   1. validate and print the secrets of the WordPress example;
 #   2. build the nginx image from Debian packages (once) and the example's root CA, site key
 #      and certificate (examples/nginx-tls/gen-certs.py; kept, gitignored);
-#   3. deploy examples/nginx-tls with a throwaway store (COMPOSESECRETS_HOME in a temporary
-#      directory, a random COMPOSESECRETS_KEY) on a free local port (or $NGINX_PORT);
+#   3. deploy examples/nginx-tls with a throwaway store (COMPOSESECRETS_HOME and
+#      XDG_CONFIG_HOME in a temporary directory, a random COMPOSESECRETS_KEY) on a free local
+#      port (or $NGINX_PORT);
 #   4. show the HTTPS answer, checked against the root CA, and that the certificate served
 #      is the secret site.crt; show the mounted secrets' owners and modes;
 #   5. rotate the site key and certificate in place (a new pair from the same CA) while a
@@ -68,6 +69,8 @@ show "${cs[@]}" validate -c "$example/compose.yaml"
 
 work="$(mktemp -d)"
 export COMPOSESECRETS_HOME="$work/store"
+# its unlock pin and high-water file go beside the store too, not in ~/.config/composesecrets
+export XDG_CONFIG_HOME="$work/config"
 COMPOSESECRETS_KEY="$("$py" -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
 export COMPOSESECRETS_KEY
 if [[ -z "${NGINX_PORT:-}" ]]; then
